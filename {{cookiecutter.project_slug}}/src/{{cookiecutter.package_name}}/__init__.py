@@ -1,0 +1,1 @@
+"""{{ cookiecutter.project_name | replace('"', "'") | replace('\\', '/') }}: a Celery worker service hardened for AWS ECS."""

@@ -1,0 +1,169 @@
+"""Service configuration: read from the environment, defaults from the project's answers.
+
+Every value a deployment may change is read here, once, and checked as a whole: a worker with an
+inconsistent configuration refuses to start and names the setting, its value and the rule it breaks.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from . import broker, defaults
+
+#: ECS (Fargate) accepts a container stopTimeout of 2..120 seconds.
+STOP_TIMEOUT_RANGE = (2, 120)
+#: Seconds of the Redis visibility timeout beyond the longest time a message may be held.
+VISIBILITY_MARGIN = 60
+
+
+class ConfigError(RuntimeError):
+    """The service's configuration breaks a rule; the message lists every broken rule."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"refusing to start, the configuration is inconsistent:\n{lines}")
+
+
+def shutdown_reserve(stop_timeout: float) -> float:
+    """Seconds kept free at the end of the stop window for cancel, requeue and disconnect."""
+    return min(15.0, stop_timeout / 2)
+
+
+@dataclass(frozen=True)
+class Config:
+    broker_url: str
+    #: Queue the tasks are published to and the worker consumes.
+    default_queue: str
+    #: Empty: results are not stored.
+    result_backend: str
+    redis_url: str
+    database_url: str
+    #: Seconds ECS waits between SIGTERM and SIGKILL; must equal the task definition's stopTimeout.
+    stop_timeout: float
+    soft_shutdown_timeout: float
+    soft_time_limit: float
+    time_limit: float
+    concurrency: int
+    max_retries: int
+    retry_backoff_max: int
+    #: Redis only: seconds before an unacknowledged message is given to another worker.
+    visibility_timeout: float
+    #: RabbitMQ only: AMQP heartbeat in seconds.
+    broker_heartbeat: float
+
+    @property
+    def shutdown_window(self) -> float:
+        """Longest soft shutdown that still leaves the reserve before SIGKILL."""
+        return self.stop_timeout - shutdown_reserve(self.stop_timeout)
+
+    @property
+    def min_visibility_timeout(self) -> float:
+        """A message may be held for a whole run plus the longest retry countdown."""
+        return self.time_limit + self.retry_backoff_max + VISIBILITY_MARGIN
+
+
+def _number(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        problems.append(f"{name}={raw!r}: must be a number")
+        return default
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        problems.append(f"{name}={raw!r}: must be a whole number")
+        return default
+
+
+def from_env(env: Mapping[str, str]) -> Config:
+    """Build the configuration from ``env`` and check it; raise ConfigError listing every problem."""
+    problems: list[str] = []
+    stop_timeout = _number(env, "ECS_STOP_TIMEOUT", defaults.ECS_STOP_TIMEOUT, problems)
+    time_limit = _number(env, "TASK_TIME_LIMIT", defaults.TASK_TIME_LIMIT, problems)
+    retry_backoff_max = _integer(env, "TASK_RETRY_BACKOFF_MAX", defaults.TASK_RETRY_BACKOFF_MAX, problems)
+    config = Config(
+        broker_url=env.get("CELERY_BROKER_URL") or broker.DEFAULT_URL,
+        default_queue=env.get("TASK_DEFAULT_QUEUE") or "celery",
+        result_backend=env.get("CELERY_RESULT_BACKEND", ""),
+        redis_url=env.get("REDIS_URL") or defaults.REDIS_URL,
+        database_url=env.get("DATABASE_URL") or defaults.DATABASE_URL,
+        stop_timeout=stop_timeout,
+        soft_shutdown_timeout=_number(
+            env,
+            "WORKER_SOFT_SHUTDOWN_TIMEOUT",
+            stop_timeout - shutdown_reserve(stop_timeout),
+            problems,
+        ),
+        soft_time_limit=_number(env, "TASK_SOFT_TIME_LIMIT", defaults.TASK_SOFT_TIME_LIMIT, problems),
+        time_limit=time_limit,
+        concurrency=_integer(env, "WORKER_CONCURRENCY", defaults.WORKER_CONCURRENCY, problems),
+        max_retries=_integer(env, "TASK_MAX_RETRIES", defaults.TASK_MAX_RETRIES, problems),
+        retry_backoff_max=retry_backoff_max,
+        visibility_timeout=_number(
+            env,
+            "BROKER_VISIBILITY_TIMEOUT",
+            time_limit + retry_backoff_max + VISIBILITY_MARGIN,
+            problems,
+        ),
+        broker_heartbeat=_number(env, "BROKER_HEARTBEAT", defaults.BROKER_HEARTBEAT, problems),
+    )
+    problems += check(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def check(config: Config) -> list[str]:
+    """Return one line per broken rule, each naming the setting, its value and the rule."""
+    problems = []
+    low, high = STOP_TIMEOUT_RANGE
+    if not low <= config.stop_timeout <= high:
+        problems.append(
+            f"ECS_STOP_TIMEOUT={config.stop_timeout:g}: must be {low}-{high} seconds "
+            "(the stopTimeout range ECS accepts)"
+        )
+    if config.soft_time_limit <= 0:
+        problems.append(f"TASK_SOFT_TIME_LIMIT={config.soft_time_limit:g}: must be above 0")
+    if config.soft_time_limit >= config.time_limit:
+        problems.append(
+            f"TASK_SOFT_TIME_LIMIT={config.soft_time_limit:g}: must be below "
+            f"TASK_TIME_LIMIT={config.time_limit:g}, or the task never gets the chance to clean up"
+        )
+    if config.time_limit > config.shutdown_window:
+        problems.append(
+            f"TASK_TIME_LIMIT={config.time_limit:g}: must fit the shutdown window of "
+            f"{config.shutdown_window:g} s (ECS_STOP_TIMEOUT={config.stop_timeout:g} minus "
+            f"{shutdown_reserve(config.stop_timeout):g} s for requeue and disconnect), so a task "
+            "never outlives the stop window"
+        )
+    if not 0 <= config.soft_shutdown_timeout <= config.shutdown_window:
+        problems.append(
+            f"WORKER_SOFT_SHUTDOWN_TIMEOUT={config.soft_shutdown_timeout:g}: must be 0-"
+            f"{config.shutdown_window:g} s so cancel, requeue and disconnect finish before ECS "
+            f"sends SIGKILL at ECS_STOP_TIMEOUT={config.stop_timeout:g}"
+        )
+    if config.concurrency < 1:
+        problems.append(f"WORKER_CONCURRENCY={config.concurrency}: must be at least 1")
+    if config.max_retries < 0:
+        problems.append(f"TASK_MAX_RETRIES={config.max_retries}: must be 0 or more")
+    if config.retry_backoff_max < 1:
+        problems.append(f"TASK_RETRY_BACKOFF_MAX={config.retry_backoff_max}: must be at least 1")
+    problems += broker.check(config)
+    return problems
+
+
+@cache
+def current() -> Config:
+    """The process's configuration, read once from ``os.environ``."""
+    return from_env(os.environ)

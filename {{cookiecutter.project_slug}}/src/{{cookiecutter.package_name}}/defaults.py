@@ -1,0 +1,11 @@
+"""The answers this project was rendered with: the defaults every environment variable falls back to."""
+
+ECS_STOP_TIMEOUT = {{ cookiecutter.ecs_stop_timeout | int }}
+TASK_SOFT_TIME_LIMIT = {{ cookiecutter.task_soft_time_limit | int }}
+TASK_TIME_LIMIT = {{ cookiecutter.task_time_limit | int }}
+WORKER_CONCURRENCY = {{ cookiecutter.worker_concurrency | int }}
+DATABASE_URL = "sqlite:///{{ cookiecutter.package_name }}.sqlite3"
+REDIS_URL = "redis://localhost:6379/0"
+TASK_MAX_RETRIES = 5
+TASK_RETRY_BACKOFF_MAX = 300
+BROKER_HEARTBEAT = 120

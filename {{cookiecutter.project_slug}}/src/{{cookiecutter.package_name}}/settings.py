@@ -1,0 +1,64 @@
+"""Celery settings of the service, each with the reason it is set and a link to Celery's docs.
+
+The broker-specific part lives in ``broker.py``; the values come from ``config.py``.
+"""
+
+from typing import Any
+
+from . import broker
+from .config import Config
+
+
+def celery_settings(config: Config) -> dict[str, Any]:
+    """The complete Celery configuration for ``config``."""
+    return {
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
+        "broker_url": config.broker_url,
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-default-queue
+        "task_default_queue": config.default_queue,
+        # Results are off unless CELERY_RESULT_BACKEND is set: the tasks' effects live in the
+        # database, and an unread result store only grows. https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-ignore-result
+        "result_backend": config.result_backend or None,
+        "task_ignore_result": not config.result_backend,
+        # Acknowledge a message only after its task ran, so a worker stopped mid-task leaves the
+        # message for another worker instead of losing it. https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
+        "task_acks_late": True,
+        # When the child process running a task dies (SIGKILL, OOM, the soft-limit guard), give the
+        # message back to the broker instead of acknowledging it as failed.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-reject-on-worker-lost
+        "task_reject_on_worker_lost": True,
+        # Reserve one message per process: no task waits in a busy worker's memory while another
+        # worker idles, and a stopping worker has little to hand back. https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-prefetch-multiplier
+        "worker_prefetch_multiplier": 1,
+        # ECS may start the container before the broker answers: keep retrying instead of exiting.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
+        "broker_connection_retry_on_startup": True,
+        # On a lost broker connection the unacknowledged messages are redelivered elsewhere: stop the
+        # tasks still running them, or they run twice at once.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-cancel-long-running-tasks-on-connection-loss
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # The soft limit raises SoftTimeLimitExceeded so the task can clean up; the hard limit kills
+        # the child. Both fit the ECS stop window (see config.py). https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-time-limit
+        "task_soft_time_limit": config.soft_time_limit,
+        "task_time_limit": config.time_limit,
+        # With REMAP_SIGTERM=SIGQUIT, ECS's SIGTERM starts a cold shutdown that first waits this long
+        # for running tasks, then cancels the rest and hands their messages back, all before
+        # ECS sends SIGKILL. https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-soft-shutdown-timeout
+        "worker_soft_shutdown_timeout": config.soft_shutdown_timeout,
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-concurrency
+        "worker_concurrency": config.concurrency,
+        # JSON only: no pickle, so a message can never execute code on the worker.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-serializer
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        # Leave the root logger to the service (logs.py); Celery adds its handlers beside it.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-hijack-root-logger
+        "worker_hijack_root_logger": False,
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#enable-utc
+        "enable_utc": True,
+        "timezone": "UTC",
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#imports
+        "imports": [f"{__package__}.tasks.example"],
+        **broker.settings(config),
+    }

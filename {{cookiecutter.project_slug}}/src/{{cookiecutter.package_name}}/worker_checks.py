@@ -1,0 +1,44 @@
+"""Checks that only apply to a worker process, run when the worker starts.
+
+Refuses to start, naming the setting, its value and the rule, when the worker would not shut
+down inside the ECS stop window.
+"""
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from celery.concurrency import get_implementation
+from celery.concurrency.prefork import TaskPool as PreforkPool
+
+#: Exit status of a worker refused for its configuration (EX_CONFIG).
+EXIT_STATUS = 78
+
+
+def problems(pool: Any, env: Mapping[str, str]) -> list[str]:
+    """Rules for the pool and the shutdown signal handling of a worker."""
+    found = []
+    remap = env.get("REMAP_SIGTERM", "")
+    if remap != "SIGQUIT":
+        found.append(
+            f"REMAP_SIGTERM={remap!r}: must be 'SIGQUIT', so the SIGTERM sent by ECS starts the "
+            "bounded soft shutdown instead of a warm shutdown that ECS ends with SIGKILL"
+        )
+    pool_cls = get_implementation(pool) if isinstance(pool, str) else pool
+    if not (isinstance(pool_cls, type) and issubclass(pool_cls, PreforkPool)):
+        name = getattr(pool_cls, "__module__", str(pool))
+        found.append(
+            f"worker pool={name}: must be prefork, the only pool whose soft shutdown cancels "
+            "running tasks and hands their messages back (REMAP_SIGTERM requires it)"
+        )
+    return found
+
+
+def refuse_unsafe_worker(sender: Any, **_: Any) -> None:
+    """``worker_init`` receiver: exit with EX_CONFIG when the worker breaks a rule."""
+    found = problems(sender.pool_cls, os.environ)
+    if found:
+        lines = "\n".join(f"  - {problem}" for problem in found)
+        print(f"refusing to start the worker:\n{lines}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_STATUS)

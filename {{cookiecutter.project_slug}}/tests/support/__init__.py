@@ -1,0 +1,1 @@
+"""Helpers for tests that run real worker processes against the real broker."""

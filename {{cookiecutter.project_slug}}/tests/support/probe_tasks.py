@@ -1,0 +1,110 @@
+"""Tasks that record every run in Redis, so tests can count runs, overlaps and interruptions.
+
+Workers started by the tests import this module with ``--include tests.support.probe_tasks``.
+Each run is a hash ``probe:run:<uuid>`` with the item it worked on, the pid, its start, the last
+moment it was seen alive (refreshed every 20 ms) and its end, if it got there.
+"""
+
+import os
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }}.celery_app import app
+
+HEARTBEAT = 0.02
+_client: redis.Redis | None = None
+
+
+def client() -> redis.Redis:
+    """One Redis client per process, made after the fork."""
+    global _client  # noqa: PLW0603
+    if _client is None or _client.connection_pool.pid != os.getpid():
+        _client = redis.Redis.from_url(config.current().redis_url, decode_responses=True)
+    return _client
+
+
+def start_run(item: str, **fields: Any) -> str:
+    run = uuid.uuid4().hex
+    now = time.time()
+    pipe = client().pipeline()
+    pipe.hset(f"probe:run:{run}", mapping={"item": item, "pid": os.getpid(), "start": now, "last": now, **fields})
+    pipe.rpush(f"probe:item:{item}", run)
+    pipe.execute()
+    return run
+
+
+def alive(run: str) -> None:
+    client().hset(f"probe:run:{run}", "last", time.time())
+
+
+def end_run(run: str) -> None:
+    now = time.time()
+    client().hset(f"probe:run:{run}", mapping={"last": now, "end": now})
+
+
+def work_for(run: str, seconds: float) -> None:
+    """Busy for ``seconds``, reporting that the run is alive as it goes."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(HEARTBEAT)
+        alive(run)
+
+
+@app.task(name="probe.work", bind=True)
+def work(self: Any, item: str, seconds: float) -> None:
+    """Simulated work of a given length."""
+    run = start_run(item, hostname=self.request.hostname)
+    work_for(run, seconds)
+    end_run(run)
+
+
+@app.task(name="probe.always_fails", bind=True)
+def always_fails(self: Any, item: str) -> None:
+    """Fails every time, recording the attempt number first."""
+    run = start_run(item, retries=self.request.retries)
+    end_run(run)
+    raise RuntimeError(f"attempt {self.request.retries} of {item} fails on purpose")
+
+
+class SlowFinalizer:
+    """Its ``__del__`` outlasts the task's soft time limit, so the limit fires inside it."""
+
+    def __init__(self, run: str, seconds: float) -> None:
+        self.run = run
+        self.seconds = seconds
+
+    def __del__(self) -> None:
+        work_for(self.run, self.seconds)
+
+
+class FailingFinalizer:
+    """Its ``__del__`` raises an ordinary exception, which Python reports as unraisable."""
+
+    def __del__(self) -> None:
+        raise ValueError("an unrelated error inside a finalizer")
+
+
+@app.task(name="probe.soft_limit_in_finalizer", bind=True)
+def soft_limit_in_finalizer(self: Any, item: str, seconds: float) -> None:
+    """The first delivery spends ``seconds`` in a finalizer; a redelivery finishes at once."""
+    first = client().incr(f"probe:deliveries:{item}") == 1
+    run = start_run(item)
+    if first:
+        finalizer = SlowFinalizer(run, seconds)
+        del finalizer
+        client().hset(f"probe:run:{run}", "ran_past_finalizer", 1)
+        work_for(run, seconds)
+    end_run(run)
+
+
+@app.task(name="probe.unrelated_unraisable")
+def unrelated_unraisable(item: str) -> None:
+    """Triggers an unraisable ValueError, then completes."""
+    run = start_run(item)
+    finalizer = FailingFinalizer()
+    del finalizer
+    end_run(run)

@@ -1,0 +1,157 @@
+"""Start real worker processes as ECS does, and stop them as ECS does.
+
+The command and environment come from ``deploy/ecs/task-definition.json``, so the tests run the
+worker exactly as it is deployed. Each worker gets a session (process group) of its own, like a
+container: ``stop_like_ecs`` sends SIGTERM to the main process only (ECS's init forwards the
+signal to its one child) and SIGKILLs the whole group once the stop timeout has passed.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+PROJECT = Path(__file__).resolve().parents[2]
+TASK_DEFINITION = PROJECT / "deploy" / "ecs" / "task-definition.json"
+PROBE_TASKS = "tests.support.probe_tasks"
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def worker_container() -> dict[str, Any]:
+    definition = json.loads(TASK_DEFINITION.read_text())
+    containers: list[dict[str, Any]] = definition["containerDefinitions"]
+    return next(container for container in containers if container["name"] == "worker")
+
+
+def deployed_command() -> list[str]:
+    """The worker's command as the task definition runs it."""
+    return list(worker_container()["command"])
+
+
+def deployed_environment() -> dict[str, str]:
+    """The worker's plain environment as the task definition sets it (secrets come from the test)."""
+    return {item["name"]: item["value"] for item in worker_container().get("environment", [])}
+
+
+@dataclass
+class Stop:
+    """How a worker ended."""
+
+    exit_code: int | None
+    seconds: float
+    sigkilled: bool
+
+
+@dataclass
+class Worker:
+    hostname: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop_like_ecs(self, stop_timeout: float) -> Stop:
+        """SIGTERM the main process; SIGKILL the whole group if it is alive after ``stop_timeout``."""
+        began = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=stop_timeout)
+            sigkilled = False
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            sigkilled = True
+        kill_group(self.process.pid)
+        return Stop(self.process.returncode, time.monotonic() - began, sigkilled)
+
+    def kill(self) -> None:
+        kill_group(self.process.pid)
+        self.process.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a worker's process group (orphaned pool children)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class Fleet:
+    """The workers a test started; anything still running is killed at the end of the test."""
+
+    def __init__(self, base_env: Mapping[str, str], log_dir: Path, app: Any) -> None:
+        self.base_env = dict(base_env)
+        self.log_dir = log_dir
+        self.app = app
+        self.workers: list[Worker] = []
+
+    def start(self, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()) -> Worker:
+        """Start a worker with the deployed command and environment, plus ``env`` overrides."""
+        hostname = f"w{len(self.workers)}-{uuid.uuid4().hex[:8]}@test"
+        log = self.log_dir / f"{hostname}.log"
+        command = [*deployed_command(), "--hostname", hostname, "--include", PROBE_TASKS, *args]
+        environment = {**self.base_env, **deployed_environment(), **(env or {})}
+        bin_dir = str(Path(sys.executable).parent)
+        environment["PATH"] = bin_dir + os.pathsep + environment.get("PATH", "")
+        environment["PYTHONPATH"] = str(PROJECT)
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command,
+                cwd=PROJECT,
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        worker = Worker(hostname, process, log)
+        self.workers.append(worker)
+        return worker
+
+    def wait_ready(self, worker: Worker, timeout: float = 30) -> None:
+        """Wait until the worker answers a ping over the broker."""
+
+        def ready() -> bool:
+            if not worker.alive():
+                raise AssertionError(f"worker {worker.hostname} exited:\n{worker.output()}")
+            return bool(self.app.control.ping(destination=[worker.hostname], timeout=0.3))
+
+        wait_for(ready, timeout, f"worker {worker.hostname} to answer a ping")
+
+    def start_ready(self, env: Mapping[str, str] | None = None) -> Worker:
+        worker = self.start(env)
+        self.wait_ready(worker)
+        return worker
+
+    def kill_all(self) -> None:
+        for worker in self.workers:
+            worker.kill()
