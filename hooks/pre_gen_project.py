@@ -117,8 +117,9 @@ def check(answers):
     slug = answers.get("project_slug", "")
     if not SLUG.fullmatch(str(slug)) or len(str(slug)) > 64:
         problems.append(
-            f"project_slug = {slug!r}: must be 1-64 lowercase letters, digits and single hyphens, "
-            "starting with a letter (it names the distribution, the ECS family and the ECR repository)"
+            f"project_slug = {slug!r}: must be 1-64 lowercase letters, digits and single "
+            "hyphens, starting with a letter (it names the distribution, the ECS family and the "
+            "ECR repository)"
         )
 
     package = str(answers.get("package_name", ""))
@@ -175,12 +176,16 @@ def check(answers):
 
     concurrency = whole_number(answers, "worker_concurrency", problems)
     if concurrency is not None and concurrency < 1:
-        problems.append(f"worker_concurrency = {answers['worker_concurrency']!r}: must be at least 1")
+        problems.append(
+            f"worker_concurrency = {answers['worker_concurrency']!r}: must be at least 1"
+        )
 
     soft = whole_number(answers, "task_soft_time_limit", problems)
     hard = whole_number(answers, "task_time_limit", problems)
     if soft is not None and soft < 1:
-        problems.append(f"task_soft_time_limit = {answers['task_soft_time_limit']!r}: must be at least 1")
+        problems.append(
+            f"task_soft_time_limit = {answers['task_soft_time_limit']!r}: must be at least 1"
+        )
     if soft is not None and hard is not None and soft >= hard:
         problems.append(
             f"task_soft_time_limit = {answers['task_soft_time_limit']!r}: must be below "
@@ -190,9 +195,9 @@ def check(answers):
         window = stop - shutdown_reserve(stop)
         if hard > window:
             problems.append(
-                f"task_time_limit = {answers['task_time_limit']!r}: must fit the shutdown window of "
-                f"{window:g} s (ecs_stop_timeout {stop} minus min(15, {stop}/2) s for requeue and "
-                "disconnect), so a running task always finishes before SIGKILL"
+                f"task_time_limit = {answers['task_time_limit']!r}: must fit the shutdown window "
+                f"of {window:g} s (ecs_stop_timeout {stop} minus min(15, {stop}/2) s for requeue "
+                "and disconnect), so a running task always finishes before SIGKILL"
             )
     return problems
 

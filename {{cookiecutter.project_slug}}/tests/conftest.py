@@ -15,7 +15,9 @@ import redis
 QUEUE = f"test-{uuid.uuid4().hex[:12]}"
 os.environ["TASK_DEFAULT_QUEUE"] = QUEUE
 # Results let tests wait for a task's outcome; the service itself runs without them.
-os.environ.setdefault("CELERY_RESULT_BACKEND", os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
+os.environ.setdefault(
+    "CELERY_RESULT_BACKEND", os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+)
 
 from {{ cookiecutter.package_name }} import config  # noqa: E402
 from {{ cookiecutter.package_name }}.celery_app import app  # noqa: E402

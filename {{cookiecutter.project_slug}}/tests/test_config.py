@@ -9,12 +9,34 @@ from .support.workers import Fleet, wait_for
 VALID = {"ECS_STOP_TIMEOUT": "120", "TASK_SOFT_TIME_LIMIT": "75", "TASK_TIME_LIMIT": "90"}
 
 RULES = [
-    pytest.param({"TASK_SOFT_TIME_LIMIT": "90"}, "TASK_SOFT_TIME_LIMIT=90: must be below TASK_TIME_LIMIT=90", id="soft-not-below-hard"),
-    pytest.param({"TASK_TIME_LIMIT": "110", "TASK_SOFT_TIME_LIMIT": "100"}, "TASK_TIME_LIMIT=110: must fit the shutdown window of 105 s", id="hard-limit-outside-window"),
-    pytest.param({"ECS_STOP_TIMEOUT": "300"}, "ECS_STOP_TIMEOUT=300: must be 2-120 seconds", id="stop-timeout-range"),
-    pytest.param({"WORKER_SOFT_SHUTDOWN_TIMEOUT": "110"}, "WORKER_SOFT_SHUTDOWN_TIMEOUT=110: must be 0-105 s", id="soft-shutdown-outside-window"),
-    pytest.param({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY=0: must be at least 1", id="concurrency"),
-    pytest.param({"TASK_TIME_LIMIT": "ninety"}, "TASK_TIME_LIMIT='ninety': must be a number", id="not-a-number"),
+    pytest.param(
+        {"TASK_SOFT_TIME_LIMIT": "90"},
+        "TASK_SOFT_TIME_LIMIT=90: must be below TASK_TIME_LIMIT=90",
+        id="soft-not-below-hard",
+    ),
+    pytest.param(
+        {"TASK_TIME_LIMIT": "110", "TASK_SOFT_TIME_LIMIT": "100"},
+        "TASK_TIME_LIMIT=110: must fit the shutdown window of 105 s",
+        id="hard-limit-outside-window",
+    ),
+    pytest.param(
+        {"ECS_STOP_TIMEOUT": "300"},
+        "ECS_STOP_TIMEOUT=300: must be 2-120 seconds",
+        id="stop-timeout-range",
+    ),
+    pytest.param(
+        {"WORKER_SOFT_SHUTDOWN_TIMEOUT": "110"},
+        "WORKER_SOFT_SHUTDOWN_TIMEOUT=110: must be 0-105 s",
+        id="soft-shutdown-outside-window",
+    ),
+    pytest.param(
+        {"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY=0: must be at least 1", id="concurrency"
+    ),
+    pytest.param(
+        {"TASK_TIME_LIMIT": "ninety"},
+        "TASK_TIME_LIMIT='ninety': must be a number",
+        id="not-a-number",
+    ),
 ]
 if broker.NAME == "redis":
     RULES.append(
@@ -55,7 +77,7 @@ def test_every_broken_rule_is_reported_at_once() -> None:
 
 @pytest.mark.parametrize(("override", "message"), RULES)
 def test_worker_refuses_to_start(fleet: Fleet, override: dict[str, str], message: str) -> None:
-    worker = fleet.start(override)
+    worker = fleet.start({**VALID, **override})
     wait_for(lambda: not worker.alive(), 30, "the misconfigured worker to exit")
     assert worker.process.returncode != 0
     assert message in worker.output()
@@ -64,8 +86,18 @@ def test_worker_refuses_to_start(fleet: Fleet, override: dict[str, str], message
 @pytest.mark.parametrize(
     ("override", "args", "message"),
     [
-        pytest.param({"REMAP_SIGTERM": ""}, (), "REMAP_SIGTERM='': must be 'SIGQUIT'", id="sigterm-not-remapped"),
-        pytest.param({}, ("--pool=threads",), "worker pool=celery.concurrency.thread: must be prefork", id="pool-not-prefork"),
+        pytest.param(
+            {"REMAP_SIGTERM": ""},
+            (),
+            "REMAP_SIGTERM='': must be 'SIGQUIT'",
+            id="sigterm-not-remapped",
+        ),
+        pytest.param(
+            {},
+            ("--pool=threads",),
+            "worker pool=celery.concurrency.thread: must be prefork",
+            id="pool-not-prefork",
+        ),
     ],
 )
 def test_worker_refuses_unsafe_shutdown(
@@ -75,4 +107,3 @@ def test_worker_refuses_unsafe_shutdown(
     wait_for(lambda: not worker.alive(), 30, "the misconfigured worker to exit")
     assert worker.process.returncode == 78
     assert message in worker.output()
-

@@ -36,7 +36,9 @@ REDELIVERY_BOUND = 10.0
 def running_on(client: redis.Redis, items: list[str], hostname: str, min_age: float) -> bool:
     """Whether ``hostname`` is in the middle of a task that started at least ``min_age`` ago."""
     return any(
-        run.fields.get("hostname") == hostname and not run.completed and run.last - run.start >= min_age
+        run.fields.get("hostname") == hostname
+        and not run.completed
+        and run.last - run.start >= min_age
         for item in items
         for run in runs_of(client, item)
     )

@@ -7,7 +7,11 @@ from .support.runs import runs_of
 from .support.workers import Fleet, wait_for
 
 SOFT_LIMIT = 1.0
-ENV = {"TASK_SOFT_TIME_LIMIT": f"{SOFT_LIMIT:g}", "TASK_TIME_LIMIT": "30", "WORKER_CONCURRENCY": "1"}
+ENV = {
+    "TASK_SOFT_TIME_LIMIT": f"{SOFT_LIMIT:g}",
+    "TASK_TIME_LIMIT": "30",
+    "WORKER_CONCURRENCY": "1",
+}
 FINALIZER_SECONDS = 8.0
 
 

@@ -40,14 +40,30 @@ class BaseTask(Task):
         pairs = {"event": event, **self.log_fields(), **fields}
         logger.log(level, " ".join(f"{key}={value}" for key, value in pairs.items()), extra=pairs)
 
-    def before_start(self, task_id: str, args: tuple, kwargs: dict) -> None:
+    def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.log(logging.INFO, "task.started")
 
-    def on_success(self, retval: Any, task_id: str, args: tuple, kwargs: dict) -> None:
+    def on_success(
+        self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         self.log(logging.INFO, "task.succeeded")
 
-    def on_retry(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+    def on_retry(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
         self.log(logging.WARNING, "task.retrying", error=type(exc).__name__)
 
-    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
         self.log(logging.ERROR, "task.failed", error=type(exc).__name__)

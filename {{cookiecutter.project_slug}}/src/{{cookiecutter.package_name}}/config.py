@@ -87,11 +87,13 @@ def _integer(env: Mapping[str, str], name: str, default: int, problems: list[str
 
 
 def from_env(env: Mapping[str, str]) -> Config:
-    """Build the configuration from ``env`` and check it; raise ConfigError listing every problem."""
+    """Build the configuration from ``env``; raise ConfigError listing every broken rule."""
     problems: list[str] = []
     stop_timeout = _number(env, "ECS_STOP_TIMEOUT", defaults.ECS_STOP_TIMEOUT, problems)
     time_limit = _number(env, "TASK_TIME_LIMIT", defaults.TASK_TIME_LIMIT, problems)
-    retry_backoff_max = _integer(env, "TASK_RETRY_BACKOFF_MAX", defaults.TASK_RETRY_BACKOFF_MAX, problems)
+    retry_backoff_max = _integer(
+        env, "TASK_RETRY_BACKOFF_MAX", defaults.TASK_RETRY_BACKOFF_MAX, problems
+    )
     config = Config(
         broker_url=env.get("CELERY_BROKER_URL") or broker.DEFAULT_URL,
         default_queue=env.get("TASK_DEFAULT_QUEUE") or "celery",
@@ -105,7 +107,9 @@ def from_env(env: Mapping[str, str]) -> Config:
             stop_timeout - shutdown_reserve(stop_timeout),
             problems,
         ),
-        soft_time_limit=_number(env, "TASK_SOFT_TIME_LIMIT", defaults.TASK_SOFT_TIME_LIMIT, problems),
+        soft_time_limit=_number(
+            env, "TASK_SOFT_TIME_LIMIT", defaults.TASK_SOFT_TIME_LIMIT, problems
+        ),
         time_limit=time_limit,
         concurrency=_integer(env, "WORKER_CONCURRENCY", defaults.WORKER_CONCURRENCY, problems),
         max_retries=_integer(env, "TASK_MAX_RETRIES", defaults.TASK_MAX_RETRIES, problems),

@@ -1,4 +1,4 @@
-"""The answers this project was rendered with: the defaults every environment variable falls back to."""
+"""The answers this project was rendered with: the defaults of the environment variables."""
 
 ECS_STOP_TIMEOUT = {{ cookiecutter.ecs_stop_timeout | int }}
 TASK_SOFT_TIME_LIMIT = {{ cookiecutter.task_soft_time_limit | int }}

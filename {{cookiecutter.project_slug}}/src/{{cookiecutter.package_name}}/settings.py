@@ -33,16 +33,16 @@ def celery_settings(config: Config) -> dict[str, Any]:
         # ECS may start the container before the broker answers: keep retrying instead of exiting.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
         "broker_connection_retry_on_startup": True,
-        # On a lost broker connection the unacknowledged messages are redelivered elsewhere: stop the
-        # tasks still running them, or they run twice at once.
+        # On a lost broker connection the unacknowledged messages are redelivered elsewhere:
+        # stop the tasks still running them, or they run twice at once.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-cancel-long-running-tasks-on-connection-loss
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         # The soft limit raises SoftTimeLimitExceeded so the task can clean up; the hard limit kills
         # the child. Both fit the ECS stop window (see config.py). https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-time-limit
         "task_soft_time_limit": config.soft_time_limit,
         "task_time_limit": config.time_limit,
-        # With REMAP_SIGTERM=SIGQUIT, ECS's SIGTERM starts a cold shutdown that first waits this long
-        # for running tasks, then cancels the rest and hands their messages back, all before
+        # With REMAP_SIGTERM=SIGQUIT, ECS's SIGTERM starts a cold shutdown that first waits this
+        # long for running tasks, then cancels the rest and hands their messages back, all before
         # ECS sends SIGKILL. https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-soft-shutdown-timeout
         "worker_soft_shutdown_timeout": config.soft_shutdown_timeout,
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-concurrency

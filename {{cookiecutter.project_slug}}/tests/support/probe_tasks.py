@@ -31,7 +31,10 @@ def start_run(item: str, **fields: Any) -> str:
     run = uuid.uuid4().hex
     now = time.time()
     pipe = client().pipeline()
-    pipe.hset(f"probe:run:{run}", mapping={"item": item, "pid": os.getpid(), "start": now, "last": now, **fields})
+    pipe.hset(
+        f"probe:run:{run}",
+        mapping={"item": item, "pid": os.getpid(), "start": now, "last": now, **fields},
+    )
     pipe.rpush(f"probe:item:{item}", run)
     pipe.execute()
     return run

@@ -6,6 +6,7 @@ container: ``stop_like_ecs`` sends SIGTERM to the main process only (ECS's init 
 signal to its one child) and SIGKILLs the whole group once the stop timeout has passed.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ T = TypeVar("T")
 
 
 def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` at the deadline."""
+    """Poll ``condition`` until it returns a truthy value; at the deadline, fail naming ``what``."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -49,7 +50,7 @@ def deployed_command() -> list[str]:
 
 
 def deployed_environment() -> dict[str, str]:
-    """The worker's plain environment as the task definition sets it (secrets come from the test)."""
+    """The worker's plain environment from the task definition (the test supplies the secrets)."""
     return {item["name"]: item["value"] for item in worker_container().get("environment", [])}
 
 
@@ -77,7 +78,7 @@ class Worker:
         return self.process.poll() is None
 
     def stop_like_ecs(self, stop_timeout: float) -> Stop:
-        """SIGTERM the main process; SIGKILL the whole group if it is alive after ``stop_timeout``."""
+        """SIGTERM the main process; SIGKILL the group if it outlives ``stop_timeout``."""
         began = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -100,10 +101,8 @@ class Worker:
 
 def kill_group(pgid: int) -> None:
     """SIGKILL what is left of a worker's process group (orphaned pool children)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class Fleet:

@@ -1,0 +1,80 @@
+"""Every combination of choices bakes into a clean project: no template syntax left, lint clean,
+its data files parse, and only the chosen broker's files are there."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+LEFTOVER = re.compile(r"\{\{|\{%|\}\}|%\}|(?<![.\w])cookiecutter\.(?!json)")
+RUFF = shutil.which("ruff", path=str(Path(sys.executable).parent)) or "ruff"
+
+
+def text_files(project: Path) -> list[Path]:
+    return [path for path in sorted(project.rglob("*")) if path.is_file()]
+
+
+def test_no_template_syntax_left(choice_project: Path) -> None:
+    leftovers = {
+        str(path.relative_to(choice_project)): match.group(0)
+        for path in text_files(choice_project)
+        for match in [LEFTOVER.search(path.read_text())]
+        if match
+    }
+    named = [str(path) for path in choice_project.rglob("*") if LEFTOVER.search(path.name)]
+    assert leftovers == {}
+    assert named == []
+
+
+def test_ruff_check_and_format(choice_project: Path) -> None:
+    for command in (
+        [RUFF, "check", "--no-cache", "."],
+        [RUFF, "format", "--check", "--no-cache", "."],
+    ):
+        result = subprocess.run(
+            command, cwd=choice_project, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_data_files_parse(choice_project: Path) -> None:
+    tomllib.loads((choice_project / "pyproject.toml").read_text())
+    tomllib.loads((choice_project / "uv.lock").read_text())
+    for path in choice_project.rglob("*.json"):
+        json.loads(path.read_text())
+    for path in [*choice_project.rglob("*.yml"), *choice_project.rglob("*.yaml")]:
+        yaml.safe_load(path.read_text())
+
+
+def test_only_the_chosen_broker_is_rendered(choice_project: Path) -> None:
+    answers = json.loads((choice_project / ".cookiecutter.json").read_text())
+    package = choice_project / "src" / answers["package_name"]
+    broker_module = (package / "broker.py").read_text()
+    assert f'NAME = "{answers["broker"]}"' in broker_module
+    compose = yaml.safe_load((choice_project / "compose.yaml").read_text())
+    assert ("rabbitmq" in compose["services"]) == (answers["broker"] == "rabbitmq")
+    other = {"rabbitmq": "visibility_timeout", "redis": "confirm_publish"}[answers["broker"]]
+    assert other not in broker_module
+
+
+def test_answers_reach_every_artifact(choice_project: Path) -> None:
+    answers = json.loads((choice_project / ".cookiecutter.json").read_text())
+    definition = json.loads((choice_project / "deploy/ecs/task-definition.json").read_text())
+    container = definition["containerDefinitions"][0]
+    environment = {item["name"]: item["value"] for item in container["environment"]}
+    dockerfile = (choice_project / "Dockerfile").read_text()
+    assert definition["cpu"] == answers["ecs_cpu"]
+    assert definition["memory"] == answers["ecs_memory"]
+    assert definition["runtimePlatform"]["cpuArchitecture"] == answers["ecs_cpu_architecture"]
+    assert container["stopTimeout"] == int(answers["ecs_stop_timeout"])
+    assert environment["ECS_STOP_TIMEOUT"] == answers["ecs_stop_timeout"]
+    assert environment["REMAP_SIGTERM"] == "SIGQUIT"
+    assert f"ECS_STOP_TIMEOUT={answers['ecs_stop_timeout']}" in dockerfile
+    assert f"python:{answers['python_version']}-slim" in dockerfile
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE).group(1))
+    assert cmd == container["command"]

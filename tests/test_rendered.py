@@ -1,0 +1,98 @@
+"""The rendered projects' own test suites pass against their real broker.
+
+The default project of each broker is set up exactly as its README tells a new user: the
+README's commands, run in order, in a fresh checkout with the services already running (as
+``compose.yaml`` would provide them).
+"""
+
+import ast
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .combinations import SUITES, TEMPLATE
+from .conftest import clean_environment
+
+UV = str(Path(sys.executable).parent / "uv")
+
+
+def readme_commands(project: Path) -> list[list[str]]:
+    """The ``uv`` commands of the README's quick start, in order (docker is not run here)."""
+    readme = (project / "README.md").read_text()
+    block = re.search(r"## Quick start.*?```sh\n(.*?)```", readme, re.DOTALL).group(1)
+    lines = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+    return [shlex.split(line) for line in lines if line.startswith("uv ")]
+
+
+def run(command: list[str], project: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    if command[0] == "uv":
+        command = [UV, *command[1:]]
+    return subprocess.run(
+        command,
+        cwd=project,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_readme_lists_install_and_test_commands(suite: tuple[str, Path]) -> None:
+    _, project = suite
+    assert readme_commands(project) == [["uv", "sync", "--locked"], ["uv", "run", "pytest"]]
+
+
+def test_rendered_suite_passes(suite: tuple[str, Path]) -> None:
+    name, project = suite
+    if SUITES[name]["readme"]:
+        commands = readme_commands(project)
+    else:
+        # Answers that change no code path: the fast tests check them against the real broker,
+        # the slow deployment tests set their own timeouts and are covered by the README runs.
+        commands = [["uv", "sync", "--locked"], ["uv", "run", "pytest", "-m", "not slow"]]
+    for command in commands:
+        result = run(command, project, timeout=600)
+        assert result.returncode == 0, (
+            f"{shlex.join(command)}:\n{result.stdout[-6000:]}{result.stderr[-3000:]}"
+        )
+    assert re.search(r"\d+ passed", result.stdout)
+
+
+def hook_dependency_names() -> set[str]:
+    tree = ast.parse((TEMPLATE / "hooks" / "pre_gen_project.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and node.targets[0].id == "DEPENDENCY_IMPORT_NAMES":
+            return set(ast.literal_eval(node.value.args[0]))
+    raise AssertionError("DEPENDENCY_IMPORT_NAMES not found in the pre-generation hook")
+
+
+TOP_LEVEL_NAMES = """
+import json, importlib.metadata as md
+names = set()
+for dist in md.distributions():
+    top = dist.read_text("top_level.txt")
+    if top:
+        names.update(top.split())
+    else:
+        names.update(f.parts[0].removesuffix(".py") for f in dist.files or []
+                     if f.parts[0].isidentifier() or f.parts[0].endswith(".py"))
+print(json.dumps(sorted(n for n in names if n.isidentifier())))
+"""
+
+
+def test_hook_knows_every_locked_import_name(suite: tuple[str, Path]) -> None:
+    name, project = suite
+    if name != "redis-defaults":
+        pytest.skip("the lock is the same for every project; one check is enough")
+    result = run(["uv", "run", "--locked", "python", "-c", TOP_LEVEL_NAMES], project, timeout=300)
+    assert result.returncode == 0, result.stderr
+    package = json.loads((project / ".cookiecutter.json").read_text())["package_name"]
+    installed = set(json.loads(result.stdout)) - {package, "_distutils_hack", "__editable__"}
+    installed = {name for name in installed if not name.startswith("__editable__")}
+    assert installed - hook_dependency_names() == set()
