@@ -23,6 +23,7 @@ CHOICES = {
 DEPENDENCY_IMPORT_NAMES = frozenset(
     {
         "_pytest",
+        "ast_serialize",
         "alembic",
         "amqp",
         "billiard",
@@ -43,6 +44,7 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "markupsafe",
         "mypy",
         "mypy_extensions",
+        "mypyc",
         "packaging",
         "pathspec",
         "pluggy",
@@ -52,6 +54,7 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "py",
         "pygments",
         "pytest",
+        "pytest_timeout",
         "redis",
         "ruff",
         "six",

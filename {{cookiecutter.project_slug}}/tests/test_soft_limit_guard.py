@@ -8,6 +8,7 @@ from .support.workers import Fleet, wait_for
 
 SOFT_LIMIT = 1.0
 ENV = {
+    "ECS_STOP_TIMEOUT": "60",
     "TASK_SOFT_TIME_LIMIT": f"{SOFT_LIMIT:g}",
     "TASK_TIME_LIMIT": "30",
     "WORKER_CONCURRENCY": "1",
