@@ -45,7 +45,7 @@ _client = None
 
 
 def client() -> redis.Redis:
-    global _client  # noqa: PLW0603
+    global _client
     if _client is None or _client.connection_pool.pid != os.getpid():
         _client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"], decode_responses=True)
     return _client
