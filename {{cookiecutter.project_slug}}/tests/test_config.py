@@ -33,6 +33,21 @@ RULES = [
         {"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY=0: must be at least 1", id="concurrency"
     ),
     pytest.param(
+        {"REDIS_URL": "http://localhost:6379"},
+        "REDIS_URL='http://localhost:6379': must be a redis://, rediss:// or unix:// URL",
+        id="redis-url-scheme",
+    ),
+    pytest.param(
+        {"LOCK_TTL": "200"},
+        "LOCK_TTL=200: must be 1 s to TASK_TIME_LIMIT=90",
+        id="lock-ttl",
+    ),
+    pytest.param(
+        {"COMPLETION_MARKER_TTL": "60"},
+        "COMPLETION_MARKER_TTL=60: must be at least 450 s",
+        id="completion-marker-ttl",
+    ),
+    pytest.param(
         {"TASK_TIME_LIMIT": "ninety"},
         "TASK_TIME_LIMIT='ninety': must be a number",
         id="not-a-number",

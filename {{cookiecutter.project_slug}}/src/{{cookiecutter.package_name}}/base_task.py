@@ -1,29 +1,71 @@
-"""The base class of every task (the app's ``task_cls``): the retry policy and structured logs."""
+"""The base class of every task (the app's ``task_cls``): retries, completion markers, logs."""
 
 import logging
+import random
+import time
 from typing import Any
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 
-from . import config
+from . import completion, config
+from .locks import LockHeld
 
 logger = logging.getLogger(__name__)
 _config = config.current()
 
 
 class BaseTask(Task):
-    # Any exception retries the task, except those that a retry cannot cure: a task past its soft
-    # time limit would only be cut off again.
+    # Any exception retries the task, except those that a retry cannot cure (a task past its soft
+    # time limit would only be cut off again) and LockHeld, which waits on its own budget.
     # https://docs.celeryq.dev/en/stable/userguide/tasks.html#automatic-retry-for-known-exceptions
     autoretry_for = (Exception,)
-    dont_autoretry_for: tuple[type[BaseException], ...] = (SoftTimeLimitExceeded,)
+    dont_autoretry_for: tuple[type[BaseException], ...] = (SoftTimeLimitExceeded, LockHeld)
     max_retries = _config.max_retries
     # Countdowns of 1, 2, 4, 8... seconds, full jitter so failed tasks do not retry in lockstep,
     # capped by TASK_RETRY_BACKOFF_MAX, which the Redis visibility timeout is derived from.
     retry_backoff = True
     retry_backoff_max = _config.retry_backoff_max
     retry_jitter = True
+    #: Skip a redelivery of a task id that already succeeded (see completion.py).
+    completion_marker = True
+    #: Message header carrying when a task first found its lock held.
+    WAITING_SINCE = "lock_waiting_since"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        task_id = self.request.id
+        tracked = bool(task_id) and self.completion_marker and not self.request.called_directly
+        if tracked and completion.is_completed(task_id):
+            self.log(logging.INFO, "task.skipped", reason="already_completed")
+            return None
+        try:
+            result = super().__call__(*args, **kwargs)
+        except LockHeld as held:
+            raise self.retry_when_free(held) from held
+        if tracked:
+            completion.mark_completed(task_id)
+        return result
+
+    def retry_when_free(self, held: LockHeld) -> Retry:
+        """Publish this task again after a countdown, without counting a retry.
+
+        Waiting for another run is not a failure, so it leaves ``retries`` alone and is bounded
+        by time instead: a live holder ends within the hard time limit, a dead holder's lock
+        expires within LOCK_TTL. A wait longer than ``lock_wait_limit`` means something else is
+        wrong, and from then on each wait is an ordinary retry, bounded by ``max_retries``.
+        """
+        since = float(getattr(self.request, self.WAITING_SINCE, None) or time.time())
+        waited = time.time() - since
+        # Within the Redis visibility rule: never longer than TASK_RETRY_BACKOFF_MAX.
+        countdown = min(_config.lock_ttl, _config.retry_backoff_max) * random.uniform(0.5, 1)  # noqa: S311
+        if waited > _config.lock_wait_limit:
+            return self.retry(exc=held, countdown=countdown)
+        self.log(logging.INFO, "task.lock_held", key=held.key, waited=f"{waited:.1f}")
+        headers = {**(self.request.headers or {}), self.WAITING_SINCE: since}
+        self.signature_from_request(
+            self.request, countdown=countdown, headers=headers
+        ).apply_async()
+        return Retry(f"{held}; trying again in {countdown:.1f} s", when=countdown)
 
     def log_fields(self) -> dict[str, Any]:
         """What identifies this delivery in a log line."""

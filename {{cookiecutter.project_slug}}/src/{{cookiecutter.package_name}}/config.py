@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import urlsplit
 
 from . import broker, defaults
 
@@ -15,6 +16,7 @@ from . import broker, defaults
 STOP_TIMEOUT_RANGE = (2, 120)
 #: Seconds of the Redis visibility timeout beyond the longest time a message may be held.
 VISIBILITY_MARGIN = 60
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class ConfigError(RuntimeError):
@@ -29,6 +31,11 @@ class ConfigError(RuntimeError):
 def shutdown_reserve(stop_timeout: float) -> float:
     """Seconds kept free at the end of the stop window for cancel, requeue and disconnect."""
     return min(15.0, stop_timeout / 2)
+
+
+def default_lock_ttl(time_limit: float) -> float:
+    """A third of the hard time limit, 2-30 s: short, so a dead worker's lock frees quickly."""
+    return max(2.0, min(30.0, time_limit / 3))
 
 
 @dataclass(frozen=True)
@@ -52,11 +59,24 @@ class Config:
     visibility_timeout: float
     #: RabbitMQ only: AMQP heartbeat in seconds.
     broker_heartbeat: float
+    #: Seconds a task lock outlives a dead worker (a live one keeps extending it).
+    lock_ttl: float
+    #: Seconds a completion marker is kept: longer than any redelivery window.
+    completion_marker_ttl: float
 
     @property
     def shutdown_window(self) -> float:
         """Longest soft shutdown that still leaves the reserve before SIGKILL."""
         return self.stop_timeout - shutdown_reserve(self.stop_timeout)
+
+    @property
+    def lock_wait_limit(self) -> float:
+        """Longest a task may wait for a lock before the wait counts as a failure.
+
+        A live holder finishes (or meets its hard time limit) within ``time_limit``; a dead
+        holder's lock expires within ``lock_ttl``.
+        """
+        return self.time_limit + 2 * self.lock_ttl
 
     @property
     def min_visibility_timeout(self) -> float:
@@ -121,6 +141,10 @@ def from_env(env: Mapping[str, str]) -> Config:
             problems,
         ),
         broker_heartbeat=_number(env, "BROKER_HEARTBEAT", defaults.BROKER_HEARTBEAT, problems),
+        lock_ttl=_number(env, "LOCK_TTL", default_lock_ttl(time_limit), problems),
+        completion_marker_ttl=_number(
+            env, "COMPLETION_MARKER_TTL", defaults.COMPLETION_MARKER_TTL, problems
+        ),
     )
     problems += check(config)
     if problems:
@@ -161,6 +185,22 @@ def check(config: Config) -> list[str]:
         problems.append(f"WORKER_CONCURRENCY={config.concurrency}: must be at least 1")
     if config.max_retries < 0:
         problems.append(f"TASK_MAX_RETRIES={config.max_retries}: must be 0 or more")
+    if urlsplit(config.redis_url).scheme not in REDIS_SCHEMES:
+        problems.append(
+            f"REDIS_URL={config.redis_url!r}: must be a redis://, rediss:// or unix:// URL "
+            "(locks and completion markers live in Redis)"
+        )
+    if not 1 <= config.lock_ttl <= config.time_limit:
+        problems.append(
+            f"LOCK_TTL={config.lock_ttl:g}: must be 1 s to TASK_TIME_LIMIT={config.time_limit:g}, "
+            "so a dead worker's lock frees before a redelivery gives up waiting for it"
+        )
+    if config.completion_marker_ttl < config.min_visibility_timeout:
+        problems.append(
+            f"COMPLETION_MARKER_TTL={config.completion_marker_ttl:g}: must be at least "
+            f"{config.min_visibility_timeout:g} s (TASK_TIME_LIMIT + TASK_RETRY_BACKOFF_MAX + 60), "
+            "or a late redelivery of a completed task runs it again"
+        )
     if config.retry_backoff_max < 1:
         problems.append(f"TASK_RETRY_BACKOFF_MAX={config.retry_backoff_max}: must be at least 1")
     problems += broker.check(config)

@@ -9,8 +9,11 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+import redis
 from celery.concurrency import get_implementation
 from celery.concurrency.prefork import TaskPool as PreforkPool
+
+from . import config
 
 #: Exit status of a worker refused for its configuration (EX_CONFIG).
 EXIT_STATUS = 78
@@ -35,9 +38,21 @@ def problems(pool: Any, env: Mapping[str, str]) -> list[str]:
     return found
 
 
+def redis_problems(env: Mapping[str, str]) -> list[str]:
+    """Locks and completion markers need Redis: it must answer before the worker takes tasks."""
+    url = config.current().redis_url
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5) as client:
+            client.ping()
+    except (redis.RedisError, OSError) as error:
+        unset = "" if env.get("REDIS_URL") else " (REDIS_URL is not set; this is the default)"
+        return [f"REDIS_URL={url!r}{unset}: cannot reach Redis: {error}"]
+    return []
+
+
 def refuse_unsafe_worker(sender: Any, **_: Any) -> None:
     """``worker_init`` receiver: exit with EX_CONFIG when the worker breaks a rule."""
-    found = problems(sender.pool_cls, os.environ)
+    found = problems(sender.pool_cls, os.environ) + redis_problems(os.environ)
     if found:
         lines = "\n".join(f"  - {problem}" for problem in found)
         print(f"refusing to start the worker:\n{lines}", file=sys.stderr, flush=True)

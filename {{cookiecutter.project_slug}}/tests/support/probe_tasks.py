@@ -14,6 +14,7 @@ import redis
 
 from {{ cookiecutter.package_name }} import config
 from {{ cookiecutter.package_name }}.celery_app import app
+from {{ cookiecutter.package_name }}.locks import no_parallel_processing
 
 HEARTBEAT = 0.02
 _client: redis.Redis | None = None
@@ -110,4 +111,22 @@ def unrelated_unraisable(item: str) -> None:
     run = start_run(item)
     finalizer = FailingFinalizer()
     del finalizer
+    end_run(run)
+
+
+@app.task(name="probe.locked_work", bind=True)
+@no_parallel_processing
+def locked_work(self: Any, item: str, seconds: float) -> None:
+    """Simulated work under the lock of its task id."""
+    run = start_run(item, hostname=self.request.hostname, retries=self.request.retries)
+    work_for(run, seconds)
+    end_run(run)
+
+
+@app.task(name="probe.locked_by_item", bind=True)
+@no_parallel_processing(key=lambda item, seconds: f"item:{item}")
+def locked_by_item(self: Any, item: str, seconds: float) -> None:
+    """Simulated work under a lock of the work item, whatever the task id."""
+    run = start_run(item, hostname=self.request.hostname, retries=self.request.retries)
+    work_for(run, seconds)
     end_run(run)
