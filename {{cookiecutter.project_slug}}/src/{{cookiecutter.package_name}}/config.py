@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from . import broker, defaults
@@ -84,26 +85,27 @@ class Config:
         return self.time_limit + self.retry_backoff_max + VISIBILITY_MARGIN
 
 
-def _number(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+N = TypeVar("N", int, float)
+
+
+def _parse(env: Mapping[str, str], name: str, default: N, problems: list[str], kind: type[N]) -> N:
+    """``env[name]`` as ``kind``; the default when unset; a problem when it does not parse."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return kind(raw)
     except ValueError:
-        problems.append(f"{name}={raw!r}: must be a number")
+        problems.append(f"{name}={raw!r}: must be a {'whole ' if kind is int else ''}number")
         return default
+
+
+def _number(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+    return _parse(env, name, default, problems, float)
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        problems.append(f"{name}={raw!r}: must be a whole number")
-        return default
+    return _parse(env, name, default, problems, int)
 
 
 def from_env(env: Mapping[str, str]) -> Config:
