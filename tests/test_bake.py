@@ -66,10 +66,13 @@ def test_only_the_chosen_broker_is_rendered(choice_project: Path) -> None:
 
 def test_answers_reach_every_artifact(choice_project: Path) -> None:
     answers = json.loads((choice_project / ".cookiecutter.json").read_text())
+    slug, region, account = (answers[k] for k in ("project_slug", "aws_region", "aws_account_id"))
     definition = json.loads((choice_project / "deploy/ecs/task-definition.json").read_text())
+    service = json.loads((choice_project / "deploy/ecs/service.json").read_text())
     container = definition["containerDefinitions"][0]
     environment = {item["name"]: item["value"] for item in container["environment"]}
     dockerfile = (choice_project / "Dockerfile").read_text()
+    guide = (choice_project / "deploy/README.md").read_text()
     assert definition["cpu"] == answers["ecs_cpu"]
     assert definition["memory"] == answers["ecs_memory"]
     assert definition["runtimePlatform"]["cpuArchitecture"] == answers["ecs_cpu_architecture"]
@@ -80,3 +83,44 @@ def test_answers_reach_every_artifact(choice_project: Path) -> None:
     assert f"python:{answers['python_version']}-slim" in dockerfile
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE).group(1))
     assert cmd == container["command"]
+    # The service runs this task definition, and every name and ARN is the project's.
+    assert definition["family"] == service["serviceName"] == service["taskDefinition"] == slug
+    assert {tag["value"] for tag in service["tags"]} == {slug}
+    registry = f"{account}.dkr.ecr.{region}.amazonaws.com"
+    assert container["image"].rpartition(":")[0] == f"{registry}/{slug}"
+    assert definition["executionRoleArn"] == f"arn:aws:iam::{account}:role/{slug}-execution"
+    assert definition["taskRoleArn"] == f"arn:aws:iam::{account}:role/{slug}-task"
+    options = container["logConfiguration"]["options"]
+    assert (options["awslogs-group"], options["awslogs-region"]) == (f"/ecs/{slug}", region)
+    secrets = sorted(secret["valueFrom"] for secret in container["secrets"])
+    names = ("broker-url", "database-url", "redis-url")
+    prefix = f"arn:aws:secretsmanager:{region}:{account}:secret:{slug}"
+    assert secrets == [f"{prefix}/{name}" for name in names]
+    # The deployment guide's commands create and use the same names.
+    platform = {"ARM64": "linux/arm64", "X86_64": "linux/amd64"}[answers["ecs_cpu_architecture"]]
+    assert f"--platform {platform} " in guide
+    assert f"REGION={region}\nREGISTRY={account}.dkr.ecr.$REGION.amazonaws.com\n" in guide
+    assert f"--repository-name {slug} " in guide
+    assert f"--log-group-name /ecs/{slug}\n" in guide
+    for name in names:
+        assert f"--name {slug}/{name} " in guide
+
+
+def test_image_context_holds_what_the_dockerfile_copies(choice_project: Path) -> None:
+    dockerfile = (choice_project / "Dockerfile").read_text()
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (choice_project / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    sources = [
+        source
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for source in line.split()[1:-1]
+    ]
+    assert sources
+    for source in sources:
+        path = Path(source.rstrip("/"))
+        assert str(path) in allowed or any(str(parent) in allowed for parent in path.parents)
+        assert (choice_project / path).exists()
