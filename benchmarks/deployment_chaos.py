@@ -40,6 +40,7 @@ INTERVAL = 3.0
 STOP_TIMEOUT = 4.0
 DEADLINE = 60.0
 NOOP_TASKS = 3000
+THROUGHPUT_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,13 @@ class Workload:
 
 WORKLOADS = [
     # Every task fits the 4 s stop window, so the service runs exactly as configured for it:
-    # ECS_STOP_TIMEOUT=4, soft shutdown 2 s (the whole window), hard limit 2 s.
+    # ECS_STOP_TIMEOUT=4, soft shutdown 2 s (the whole window), hard limit 2 s. The longest task
+    # stays well below the soft limit: a task cut off by its time limit is not "lost".
     Workload(
         "short",
         tasks=30,
         shortest=0.2,
-        longest=1.9,
+        longest=1.5,
         deployments=6,
         service_env={
             "ECS_STOP_TIMEOUT": f"{STOP_TIMEOUT:g}",
@@ -75,7 +77,7 @@ WORKLOADS = [
         },
     ),
     # The article's workload: tasks up to 10 s, longer than the stop window. The service needs
-    # an 11 s hard limit for them, which its check only admits with ECS_STOP_TIMEOUT >= 22, so
+    # a 12 s hard limit for them, which its check only admits with ECS_STOP_TIMEOUT >= 24, so
     # it is told 30 while this harness still SIGKILLs after 4 s; its 1.5 s soft shutdown fits.
     Workload(
         "long",
@@ -86,8 +88,8 @@ WORKLOADS = [
         service_env={
             "ECS_STOP_TIMEOUT": "30",
             "WORKER_SOFT_SHUTDOWN_TIMEOUT": "1.5",
-            "TASK_SOFT_TIME_LIMIT": "10.5",
-            "TASK_TIME_LIMIT": "11",
+            "TASK_SOFT_TIME_LIMIT": "11",
+            "TASK_TIME_LIMIT": "12",
         },
     ),
 ]
@@ -97,7 +99,7 @@ VARIANTS = ("defaults", "article", "service")
 # --- outer: bake, install, re-run inside the baked project's environment -----------------------
 
 
-def outer(brokers: list[str]) -> None:
+def outer(brokers: list[str], parts: list[str]) -> None:
     uv = Path(sys.executable).parent / "uv"
     from cookiecutter.main import cookiecutter
 
@@ -119,7 +121,7 @@ def outer(brokers: list[str]) -> None:
                 [str(uv), "sync", "--locked", "--quiet"], cwd=project, env=env, check=True
             )
             out = subprocess.run(
-                [str(project / ".venv/bin/python"), __file__, "--inner", broker],
+                [str(project / ".venv/bin/python"), __file__, "--inner", broker, "--parts", *parts],
                 cwd=project,
                 env=env,
                 check=True,
@@ -138,7 +140,7 @@ def report(results: dict) -> None:
         f"\nDeployment chaos: {WORKERS} workers x 1 process, a deployment every {INTERVAL:g} s "
         f"(replacement started, oldest worker SIGTERMed), SIGKILL {STOP_TIMEOUT:g} s after SIGTERM."
     )
-    for workload in WORKLOADS:
+    for workload in WORKLOADS if all(v["chaos"] for v in results.values()) else []:
         print(
             f"\n{workload.name}: {workload.tasks} tasks of "
             f"{workload.shortest:g}-{workload.longest:g} s, {workload.deployments} deployments; "
@@ -162,7 +164,12 @@ def report(results: dict) -> None:
                     f"{broker:9} {variant:9} {row['lost']:>5} {row['reruns']:>8} "
                     f"{row['overlaps']:>9} {row['sigkills']:>9} {drained:>30}"
                 )
-    print(f"\nDrain throughput of {NOOP_TASKS} no-op tasks, 1 worker x 2 processes, same run:\n")
+    if not all(v["throughput"] for v in results.values()):
+        return
+    print(
+        f"\nDrain throughput of {NOOP_TASKS} no-op tasks, 1 worker x 2 processes, best of "
+        f"{THROUGHPUT_ROUNDS} alternating rounds in the same run:\n"
+    )
     print(f"{'broker':9} {'defaults':>12} {'service':>12} {'service/defaults':>17}")
     for broker, variants in results.items():
         base, ours = variants["throughput"]["defaults"], variants["throughput"]["service"]
@@ -172,7 +179,7 @@ def report(results: dict) -> None:
 # --- inner: runs inside the baked project's environment ------------------------------------------
 
 
-def inner(broker: str) -> None:
+def inner(broker: str, parts: list[str]) -> None:
     import redis
     from celery import Celery
 
@@ -186,7 +193,7 @@ def inner(broker: str) -> None:
         producer.conf.task_default_queue = queue
         return producer, queue, base_env(broker, queue, package, variant, extra)
 
-    for workload in WORKLOADS:
+    for workload in WORKLOADS if "chaos" in parts else []:
         for variant in VARIANTS:
             extra = (
                 {"REMAP_SIGTERM": "SIGQUIT", **workload.service_env} if variant == "service" else {}
@@ -196,12 +203,14 @@ def inner(broker: str) -> None:
             results["chaos"][f"{workload.name}/{variant}"] = row
             cleanup(producer, queue, broker)
             print(f"{broker} {workload.name} {variant}: {row}", file=sys.stderr)
-    for variant in ("defaults", "service"):
+    # Alternating rounds, best of each: a passing load on the machine hits both sides alike.
+    for variant in ("defaults", "service") * THROUGHPUT_ROUNDS if "throughput" in parts else ():
         extra = (
             {"REMAP_SIGTERM": "SIGQUIT", **WORKLOADS[0].service_env} if variant == "service" else {}
         )
         producer, queue, env = session(variant, {**extra, "WORKER_CONCURRENCY": "2"})
-        results["throughput"][variant] = throughput(producer, client, env)
+        rate = throughput(producer, client, env)
+        results["throughput"][variant] = max(rate, results["throughput"].get(variant, 0.0))
         cleanup(producer, queue, broker)
     print(json.dumps(results))
 
@@ -354,10 +363,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--inner", choices=list(BROKER_URLS))
     parser.add_argument(
+        "--parts", nargs="+", default=["chaos", "throughput"], choices=["chaos", "throughput"]
+    )
+    parser.add_argument(
         "--brokers", nargs="+", default=list(BROKER_URLS), choices=list(BROKER_URLS)
     )
     arguments = parser.parse_args()
     if arguments.inner:
-        inner(arguments.inner)
+        inner(arguments.inner, arguments.parts)
     else:
-        outer(arguments.brokers)
+        outer(arguments.brokers, arguments.parts)

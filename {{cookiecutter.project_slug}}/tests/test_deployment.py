@@ -16,19 +16,22 @@ from .support.workers import Fleet, wait_for
 
 pytestmark = pytest.mark.slow
 
-STOP_TIMEOUT = 8.0
+STOP_TIMEOUT = 10.0
 SOFT_SHUTDOWN = 1.5
+#: The hard limit fits the 5 s shutdown window; the soft limit leaves every task over a second of
+#: headroom, so no task ends by its time limit and every missing task is a lost one.
 ENV = {
     "ECS_STOP_TIMEOUT": f"{STOP_TIMEOUT:g}",
     "WORKER_SOFT_SHUTDOWN_TIMEOUT": f"{SOFT_SHUTDOWN:g}",
-    "TASK_SOFT_TIME_LIMIT": "3.5",
-    "TASK_TIME_LIMIT": "4",
+    "TASK_SOFT_TIME_LIMIT": "4.5",
+    "TASK_TIME_LIMIT": "5",
     "WORKER_CONCURRENCY": "1",
 }
 WORKERS = 3
 DEPLOYMENTS = 6
 #: Task lengths from 0.3 s to 3.3 s: the longer ones outlast the soft shutdown and are cancelled.
-DURATIONS = [0.3 + (index % 7) * 0.5 for index in range(30)]
+#: Enough work that the queue outlasts the deployments, even on a slow machine.
+DURATIONS = [0.3 + (index % 7) * 0.5 for index in range(45)]
 #: An interrupted task must run again within this many seconds (not after a visibility timeout).
 REDELIVERY_BOUND = 10.0
 
@@ -54,22 +57,24 @@ def test_deployments_lose_no_task_and_never_run_one_twice_at_once(
     for item, seconds in zip(items, DURATIONS, strict=True):
         fleet.app.send_task("probe.work", args=[item, seconds])
 
+    def unfinished() -> dict[str, list[Run]]:
+        runs = {item: runs_of(redis_client, item) for item in items}
+        return {item: runs_ for item, runs_ in runs.items() if not any(r.completed for r in runs_)}
+
     stops = []
     for _ in range(DEPLOYMENTS):
         victim = workers.pop(0)
         replacement = fleet.start(ENV)
         wait_for(
-            lambda victim=victim: running_on(redis_client, items, victim.hostname, 0.2),
+            lambda victim=victim: (
+                running_on(redis_client, items, victim.hostname, 0.2) or not unfinished()
+            ),
             30,
             f"{victim.hostname} to be in the middle of a task",
         )
         stops.append(victim.stop_like_ecs(STOP_TIMEOUT))
         fleet.wait_ready(replacement)
         workers.append(replacement)
-
-    def unfinished() -> dict[str, list[Run]]:
-        runs = {item: runs_of(redis_client, item) for item in items}
-        return {item: runs_ for item, runs_ in runs.items() if not any(r.completed for r in runs_)}
 
     try:
         wait_for(lambda: not unfinished(), 60, "every task to complete once")
