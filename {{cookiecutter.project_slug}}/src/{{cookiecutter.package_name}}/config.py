@@ -11,6 +11,9 @@ from functools import cache
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
 from . import broker, defaults
 
 #: ECS (Fargate) accepts a container stopTimeout of 2..120 seconds.
@@ -18,6 +21,8 @@ STOP_TIMEOUT_RANGE = (2, 120)
 #: Seconds of the Redis visibility timeout beyond the longest time a message may be held.
 VISIBILITY_MARGIN = 60
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: Database drivers the service installs, by backend (a ``postgresql://`` URL gets psycopg 3).
+DATABASE_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
 
 
 class ConfigError(RuntimeError):
@@ -64,6 +69,8 @@ class Config:
     lock_ttl: float
     #: Seconds a completion marker is kept: longer than any redelivery window.
     completion_marker_ttl: float
+    #: Rows a batching task handles before it hands the rest to its continuation.
+    batch_size: int
 
     @property
     def shutdown_window(self) -> float:
@@ -147,6 +154,7 @@ def from_env(env: Mapping[str, str]) -> Config:
         completion_marker_ttl=_number(
             env, "COMPLETION_MARKER_TTL", defaults.COMPLETION_MARKER_TTL, problems
         ),
+        batch_size=_integer(env, "BATCH_SIZE", defaults.BATCH_SIZE, problems),
     )
     problems += check(config)
     if problems:
@@ -205,8 +213,41 @@ def check(config: Config) -> list[str]:
         )
     if config.retry_backoff_max < 1:
         problems.append(f"TASK_RETRY_BACKOFF_MAX={config.retry_backoff_max}: must be at least 1")
+    if config.batch_size < 1:
+        problems.append(f"BATCH_SIZE={config.batch_size}: must be at least 1")
+    problems += database_problems(config.database_url)
     problems += broker.check(config)
     return problems
+
+
+def shown_url(raw: str) -> str:
+    """A database URL as it may appear in a log line: the password hidden."""
+    try:
+        return make_url(raw).render_as_string(hide_password=True)
+    except ArgumentError:
+        return raw
+
+
+def database_url(raw: str) -> URL:
+    """``raw`` as a SQLAlchemy URL naming the installed driver; ValueError if there is none."""
+    url = make_url(raw)
+    backend = url.get_backend_name()
+    driver = DATABASE_DRIVERS.get(backend)
+    if driver is None or url.drivername not in (backend, driver):
+        raise ValueError(f"no installed driver for {url.drivername!r}")
+    return url.set(drivername=driver)
+
+
+def database_problems(raw: str) -> list[str]:
+    """DATABASE_URL must be a URL of a database whose driver the service installs."""
+    try:
+        database_url(raw)
+    except (ArgumentError, ValueError) as error:
+        return [
+            f"DATABASE_URL={shown_url(raw)!r}: must be a sqlite:// or postgresql:// "
+            f"(postgresql+psycopg://) URL, the drivers this service installs ({error})"
+        ]
+    return []
 
 
 @cache

@@ -59,6 +59,6 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "enable_utc": True,
         "timezone": "UTC",
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#imports
-        "imports": [f"{__package__}.tasks.example"],
+        "imports": [f"{__package__}.tasks.example", f"{__package__}.tasks.newsletter"],
         **broker.settings(config),
     }

@@ -12,8 +12,10 @@ from typing import Any
 import redis
 from celery.concurrency import get_implementation
 from celery.concurrency.prefork import TaskPool as PreforkPool
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
-from . import config
+from . import config, db
 
 #: Exit status of a worker refused for its configuration (EX_CONFIG).
 EXIT_STATUS = 78
@@ -50,9 +52,31 @@ def redis_problems(env: Mapping[str, str]) -> list[str]:
     return []
 
 
+def database_problems(env: Mapping[str, str]) -> list[str]:
+    """The tasks read the database: it must answer before the worker takes tasks.
+
+    The check uses an engine of its own and closes it, so the worker's main process holds no
+    connection that its pool processes would inherit.
+    """
+    url = config.current().database_url
+    engine = db.create(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        unset = "" if env.get("DATABASE_URL") else " (DATABASE_URL is not set; this is the default)"
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        shown = config.shown_url(url)
+        return [f"DATABASE_URL={shown!r}{unset}: cannot reach the database: {reason}"]
+    finally:
+        engine.dispose()
+    return []
+
+
 def refuse_unsafe_worker(sender: Any, **_: Any) -> None:
     """``worker_init`` receiver: exit with EX_CONFIG when the worker breaks a rule."""
     found = problems(sender.pool_cls, os.environ) + redis_problems(os.environ)
+    found += database_problems(os.environ)
     if found:
         lines = "\n".join(f"  - {problem}" for problem in found)
         print(f"refusing to start the worker:\n{lines}", file=sys.stderr, flush=True)

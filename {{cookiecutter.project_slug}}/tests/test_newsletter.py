@@ -1,0 +1,144 @@
+"""The newsletter tasks end to end: real broker, real worker, SQLite and PostgreSQL.
+
+Every send is counted in Redis by the placeholder ``deliver`` (user id -> sends), so the tests
+count executions without mocks. Redeliveries are made the way they happen: the same message (same
+task id and arguments) delivered again after the first delivery did its work, its completion
+marker missing as if the worker died before writing it.
+"""
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from {{ cookiecutter.package_name }} import completion
+from {{ cookiecutter.package_name }}.tasks.newsletter import deliveries_key, derived_id
+
+from .support.databases import KINDS, fresh_database, seed_users
+from .support.workers import Fleet, wait_for
+
+ENV = {"WORKER_CONCURRENCY": "2", "LOCK_TTL": "2", "BATCH_SIZE": "100"}
+FAN_OUT = "send_newsletter_fan_out"
+BATCHING = "send_newsletter_batching"
+
+
+@pytest.fixture(params=KINDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def newsletter(redis_client: redis.Redis) -> Iterator[str]:
+    name = uuid.uuid4().hex
+    yield name
+    redis_client.delete(deliveries_key(name))
+
+
+def sends(redis_client: redis.Redis, newsletter: str) -> dict[int, int]:
+    """User id -> how many times the newsletter was sent to that user."""
+    counts = redis_client.hgetall(deliveries_key(newsletter))
+    return {int(user): int(count) for user, count in counts.items()}
+
+
+def completed(redis_client: redis.Redis, task_id: str) -> bool:
+    return bool(redis_client.exists(completion.PREFIX + task_id))
+
+
+def log_count(fleet: Fleet, text: str) -> int:
+    return sum(worker.output().count(text) for worker in fleet.workers)
+
+
+def redeliver(fleet: Fleet, redis_client: redis.Redis, name: str, args: list, task_id: str) -> None:
+    """Deliver ``task_id`` again as if its worker died after its work, before its marker."""
+    redis_client.delete(completion.PREFIX + task_id)
+    fleet.app.send_task(name, args=args, task_id=task_id)
+
+
+def fanned_out(fleet: Fleet, run: str) -> list[int]:
+    """How many children each completed fan-out step of ``run`` published, in order."""
+    marker = "event=newsletter.fanned_out "
+    return [
+        int(line.rpartition("published=")[2])
+        for worker in fleet.workers
+        for line in worker.output().splitlines()
+        if marker in line and f"run={run} " in line
+    ]
+
+
+def test_fan_out_sends_once_per_user_and_a_redelivery_adds_no_child(
+    fleet: Fleet, redis_client: redis.Redis, database_url: str, newsletter: str
+) -> None:
+    seed_users(database_url, 1000)
+    fleet.start_ready({**ENV, "DATABASE_URL": database_url})
+    run = uuid.uuid4().hex
+    fleet.app.send_task(FAN_OUT, args=[newsletter], task_id=run)
+    wait_for(lambda: len(sends(redis_client, newsletter)) == 1000, 60, "1,000 sends")
+    wait_for(lambda: completed(redis_client, run), 30, "the fan-out to complete")
+
+    # Redelivered after it published every child: its progress says so, it publishes none.
+    redeliver(fleet, redis_client, FAN_OUT, [newsletter], run)
+    wait_for(lambda: len(fanned_out(fleet, run)) == 2, 30, "the redelivered fan-out to end")
+    assert fanned_out(fleet, run) == [1000, 0]
+    assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 1001)}
+    assert log_count(fleet, "event=task.started task=send_newsletter_to_user") == 1000
+
+
+def test_fan_out_redelivered_without_its_progress_publishes_ids_already_done(
+    fleet: Fleet, redis_client: redis.Redis, tmp_path: Path, newsletter: str
+) -> None:
+    with fresh_database("sqlite", tmp_path) as url:
+        seed_users(url, 200)
+        fleet.start_ready({**ENV, "DATABASE_URL": url})
+        run = uuid.uuid4().hex
+        fleet.app.send_task(FAN_OUT, args=[newsletter], task_id=run)
+        wait_for(lambda: len(sends(redis_client, newsletter)) == 200, 60, "200 sends")
+        wait_for(lambda: completed(redis_client, run), 30, "the fan-out to complete")
+
+        # A crash before its first checkpoint loses the progress too: the redelivery publishes
+        # the same 200 child ids again, and their completion markers skip every one.
+        redis_client.delete(f"progress:{run}")
+        redeliver(fleet, redis_client, FAN_OUT, [newsletter], run)
+        skipped = "event=task.skipped task=send_newsletter_to_user"
+        wait_for(lambda: log_count(fleet, skipped) == 200, 60, "200 skipped children")
+    assert fanned_out(fleet, run) == [200, 200]
+    assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 201)}
+
+
+def test_batching_sends_once_per_user_when_a_batch_is_redelivered_mid_chain(
+    fleet: Fleet, redis_client: redis.Redis, database_url: str, newsletter: str
+) -> None:
+    seed_users(database_url, 1050)
+    fleet.start_ready({**ENV, "DATABASE_URL": database_url})
+    run = uuid.uuid4().hex
+    fleet.app.send_task(BATCHING, args=[newsletter], task_id=run)
+    third = derived_id(run, f"{BATCHING}/after/200")
+    wait_for(lambda: completed(redis_client, third), 30, "the third batch to complete")
+
+    # The third batch again, while the chain goes on: it already handed over to the fourth, so
+    # it sends nothing and republishes the chain's current step under its id (a duplicate the
+    # markers or the run's lock drop).
+    redeliver(fleet, redis_client, BATCHING, [newsletter, run, 200], third)
+    last = derived_id(run, f"{BATCHING}/after/1050")
+    wait_for(lambda: completed(redis_client, last), 60, "the chain to end")
+    wait_for(lambda: completed(redis_client, third), 30, "the redelivered batch to complete")
+    steps = [run] + [
+        derived_id(run, f"{BATCHING}/after/{after}") for after in range(100, 1100, 100)
+    ]
+    assert all(completed(redis_client, step) for step in [*steps, last])
+    assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 1051)}
+    assert log_count(fleet, "event=newsletter.sent") == 1050
+
+
+def test_locked_single_task_sends_once_per_user(
+    fleet: Fleet, redis_client: redis.Redis, tmp_path: Path, newsletter: str
+) -> None:
+    with fresh_database("sqlite", tmp_path) as url:
+        seed_users(url, 20)
+        fleet.start_ready({**ENV, "DATABASE_URL": url})
+        task_id = uuid.uuid4().hex
+        fleet.app.send_task("send_newsletter_locking", args=[newsletter], task_id=task_id)
+        wait_for(lambda: completed(redis_client, task_id), 30, "the locked run to complete")
+    assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 21)}
