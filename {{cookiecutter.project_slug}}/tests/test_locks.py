@@ -88,10 +88,13 @@ def test_lock_held_elsewhere_waits_without_using_up_retries(
 def test_killed_holder_lock_expires_then_task_runs_again(
     fleet: Fleet, redis_client: redis.Redis, item: str
 ) -> None:
-    holder = fleet.start_ready(ENV)
+    workers = {worker.hostname: worker for worker in (fleet.start(ENV), fleet.start(ENV))}
+    for worker in workers.values():
+        fleet.wait_ready(worker)
     fleet.app.send_task("probe.locked_by_item", args=[item, 4.0])
-    wait_for(lambda: runs_of(redis_client, item), 30, "the first run to start")
-    other = fleet.start_ready(ENV)
+    (started,) = wait_for(lambda: runs_of(redis_client, item), 30, "the first run to start")
+    holder = workers.pop(started.fields["hostname"])
+    (other,) = workers.values()
     os.killpg(holder.pid, signal.SIGKILL)
     redeliver_unacknowledged(fleet.app)
 
