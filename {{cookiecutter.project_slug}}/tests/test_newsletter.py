@@ -107,6 +107,24 @@ def test_fan_out_redelivered_without_its_progress_publishes_ids_already_done(
     assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 201)}
 
 
+def test_fan_out_step_redelivered_after_its_hand_over_leaves_the_rest_to_the_continuation(
+    fleet: Fleet, redis_client: redis.Redis, tmp_path: Path, newsletter: str
+) -> None:
+    with fresh_database("sqlite", tmp_path) as url:
+        seed_users(url, 300)
+        fleet.start_ready({**ENV, "DATABASE_URL": url})
+        # As if the run's first step had published the children of users 1-200, then neared its
+        # time limit and handed over: it is delivered again.
+        run = uuid.uuid4().hex
+        redis_client.hset(f"progress:{run}", mapping={"head": 200, "cursor": 200})
+        fleet.app.send_task(FAN_OUT, args=[newsletter], task_id=run)
+        continuation = derived_id(run, f"{FAN_OUT}/after/200")
+        wait_for(lambda: completed(redis_client, continuation), 30, "the continuation")
+        wait_for(lambda: len(sends(redis_client, newsletter)) == 100, 30, "100 sends")
+    assert fanned_out(fleet, run) == [100]
+    assert sends(redis_client, newsletter) == {user: 1 for user in range(201, 301)}
+
+
 def test_batching_sends_once_per_user_when_a_batch_is_redelivered_mid_chain(
     fleet: Fleet, redis_client: redis.Redis, database_url: str, newsletter: str
 ) -> None:
