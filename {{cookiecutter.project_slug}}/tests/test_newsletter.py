@@ -19,6 +19,10 @@ from {{ cookiecutter.package_name }}.tasks.newsletter import deliveries_key, der
 from .support.databases import KINDS, fresh_database, seed_users
 from .support.workers import Fleet, wait_for
 
+# Real workers over two databases for a minute: the README's test command runs them, the quick
+# `-m "not slow"` pass leaves them out.
+pytestmark = pytest.mark.slow
+
 ENV = {"WORKER_CONCURRENCY": "2", "LOCK_TTL": "2", "BATCH_SIZE": "100"}
 FAN_OUT = "send_newsletter_fan_out"
 BATCHING = "send_newsletter_batching"
