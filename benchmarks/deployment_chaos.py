@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TEMPLATE = HERE.parent
 REDIS_URL = "redis://localhost:6379/0"
 BROKER_URLS = {"rabbitmq": "amqp://guest:guest@localhost:5672//", "redis": REDIS_URL}
 
@@ -100,26 +99,15 @@ VARIANTS = ("defaults", "article", "service")
 
 
 def outer(brokers: list[str], parts: list[str]) -> None:
-    uv = Path(sys.executable).parent / "uv"
-    from cookiecutter.main import cookiecutter
+    from baking import bake_and_install, clean_environment
 
     work = Path(tempfile.mkdtemp(prefix="chaos-"))
     try:
         results = {}
         for broker in brokers:
-            project = Path(
-                cookiecutter(
-                    str(TEMPLATE),
-                    no_input=True,
-                    output_dir=str(work / broker),
-                    extra_context={"broker": broker},
-                )
-            )
+            project = bake_and_install(broker, work / broker)
             shutil.copy(HERE / "bench_app.py", project / "bench_app.py")
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_"))}
-            subprocess.run(
-                [str(uv), "sync", "--locked", "--quiet"], cwd=project, env=env, check=True
-            )
+            env = clean_environment()
             out = subprocess.run(
                 [str(project / ".venv/bin/python"), __file__, "--inner", broker, "--parts", *parts],
                 cwd=project,

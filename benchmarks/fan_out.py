@@ -14,34 +14,20 @@ second here, so 100,000 take minutes); its rate does not depend on the number of
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from cookiecutter.main import cookiecutter
+from baking import bake_and_install, clean_environment
 
-HERE = Path(__file__).resolve().parent
-TEMPLATE = HERE.parent
 BROKERS = ("rabbitmq", "redis")
 
 
 def run(broker: str, work: Path, users: int, plain_users: int) -> dict:
-    project = Path(
-        cookiecutter(
-            str(TEMPLATE),
-            no_input=True,
-            output_dir=str(work / broker),
-            extra_context={"broker": broker},
-        )
-    )
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_", "CELERY_"))
-    }
-    uv = Path(sys.executable).parent / "uv"
-    subprocess.run([str(uv), "sync", "--locked", "--quiet"], cwd=project, env=env, check=True)
+    project = bake_and_install(broker, work / broker)
+    env = clean_environment()
     command = [
         str(project / ".venv/bin/python"),
         "benchmarks/fan_out.py",

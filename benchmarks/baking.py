@@ -1,0 +1,36 @@
+"""Bake the template and install the project from its lock: what every benchmark starts with."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+
+def clean_environment() -> dict[str, str]:
+    """This environment without the template's virtualenv, uv or Celery settings leaking in."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("VIRTUAL_ENV", "UV_", "CELERY_"))
+    }
+
+
+def bake_and_install(broker: str, output_dir: Path) -> Path:
+    """Render the default project for ``broker`` into ``output_dir`` and ``uv sync --locked`` it."""
+    from cookiecutter.main import cookiecutter
+
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE),
+            no_input=True,
+            output_dir=str(output_dir),
+            extra_context={"broker": broker},
+        )
+    )
+    uv = Path(sys.executable).parent / "uv"
+    subprocess.run(
+        [str(uv), "sync", "--locked", "--quiet"], cwd=project, env=clean_environment(), check=True
+    )
+    return project
