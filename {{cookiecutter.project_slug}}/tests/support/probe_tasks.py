@@ -10,22 +10,11 @@ import time
 import uuid
 from typing import Any
 
-import redis
-
-from {{ cookiecutter.package_name }} import config
 from {{ cookiecutter.package_name }}.celery_app import app
 from {{ cookiecutter.package_name }}.locks import no_parallel_processing
+from {{ cookiecutter.package_name }}.redis_client import client
 
 HEARTBEAT = 0.02
-_client: redis.Redis | None = None
-
-
-def client() -> redis.Redis:
-    """One Redis client per process, made after the fork."""
-    global _client  # noqa: PLW0603
-    if _client is None or _client.connection_pool.pid != os.getpid():
-        _client = redis.Redis.from_url(config.current().redis_url, decode_responses=True)
-    return _client
 
 
 def start_run(item: str, **fields: Any) -> str:
