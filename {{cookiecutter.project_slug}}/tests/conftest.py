@@ -21,6 +21,7 @@ os.environ.setdefault(
 
 from {{ cookiecutter.package_name }} import config  # noqa: E402
 from {{ cookiecutter.package_name }}.celery_app import app  # noqa: E402
+from {{ cookiecutter.package_name }}.redis_client import client  # noqa: E402
 
 from .support.workers import Fleet  # noqa: E402
 
@@ -34,8 +35,10 @@ def celery_app() -> Iterator[object]:
         # purge it; on Redis a queue is just a list.
         if app.conf.broker_url.startswith("amqp"):
             channel.queue_delete(QUEUE)
+            channel.queue_delete(QUEUE + ".dead_letters")
         else:
             channel.queue_purge(QUEUE)
+            client().delete(f"dead_letters:{QUEUE}")
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,11 @@ RULES = [
         id="completion-marker-ttl",
     ),
     pytest.param(
+        {"TASK_DELIVERY_LIMIT": "1"},
+        "TASK_DELIVERY_LIMIT=1: must be at least 2",
+        id="delivery-limit",
+    ),
+    pytest.param(
         {"TASK_TIME_LIMIT": "ninety"},
         "TASK_TIME_LIMIT='ninety': must be a number",
         id="not-a-number",

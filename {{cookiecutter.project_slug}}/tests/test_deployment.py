@@ -11,6 +11,9 @@ import uuid
 import pytest
 import redis
 
+from {{ cookiecutter.package_name }}.dead_letters import store
+
+from .conftest import QUEUE
 from .support.runs import Run, overlaps, runs_of
 from .support.workers import Fleet, wait_for
 
@@ -88,6 +91,7 @@ def test_deployments_lose_no_task_and_never_run_one_twice_at_once(
     assert interrupted, "no deployment interrupted a task: the test proved nothing"
     late = [run for run in interrupted if redelivery_delay(run, runs[run.item]) > REDELIVERY_BOUND]
     assert late == [], f"interrupted tasks waited more than {REDELIVERY_BOUND:g} s to run again"
+    assert store.records(fleet.app, QUEUE) == [], "an interrupted task was dead-lettered"
 
 
 def redelivery_delay(interrupted: Run, runs: list[Run]) -> float:

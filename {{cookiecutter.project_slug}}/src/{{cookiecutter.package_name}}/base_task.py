@@ -1,4 +1,5 @@
-"""The base class of every task (the app's ``task_cls``): retries, completion markers, logs."""
+"""The base class of every task (the app's ``task_cls``): retries, completion markers, delivery
+limit, logs."""
 
 import logging
 import random
@@ -6,9 +7,10 @@ import time
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Retry, SoftTimeLimitExceeded
+from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
 from . import completion, config
+from .dead_letters import store as dead_letters
 from .locks import LockHeld
 
 logger = logging.getLogger(__name__)
@@ -17,10 +19,15 @@ _config = config.current()
 
 class BaseTask(Task):
     # Any exception retries the task, except those that a retry cannot cure (a task past its soft
-    # time limit would only be cut off again) and LockHeld, which waits on its own budget.
+    # time limit would only be cut off again), LockHeld, which waits on its own budget, and
+    # Reject, the task's own decision about its message.
     # https://docs.celeryq.dev/en/stable/userguide/tasks.html#automatic-retry-for-known-exceptions
     autoretry_for = (Exception,)
-    dont_autoretry_for: tuple[type[BaseException], ...] = (SoftTimeLimitExceeded, LockHeld)
+    dont_autoretry_for: tuple[type[BaseException], ...] = (
+        SoftTimeLimitExceeded,
+        LockHeld,
+        Reject,
+    )
     max_retries = _config.max_retries
     # Countdowns of 1, 2, 4, 8... seconds, full jitter so failed tasks do not retry in lockstep,
     # capped by TASK_RETRY_BACKOFF_MAX, which the Redis visibility timeout is derived from.
@@ -34,15 +41,29 @@ class BaseTask(Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         task_id = self.request.id
-        tracked = bool(task_id) and self.completion_marker and not self.request.called_directly
-        if tracked and completion.is_completed(task_id):
+        if not task_id or self.request.called_directly:
+            return super().__call__(*args, **kwargs)
+        if self.completion_marker and completion.is_completed(task_id):
             self.log(logging.INFO, "task.skipped", reason="already_completed")
             return None
+        try:
+            dead_letters.count_delivery(self)
+        except Reject:
+            self.log(logging.ERROR, "task.dead_lettered", reason="delivery_limit")
+            raise
         try:
             result = super().__call__(*args, **kwargs)
         except LockHeld as held:
             raise self.retry_when_free(held) from held
-        if tracked:
+        except Reject as reject:
+            if not reject.requeue:
+                dead_letters.record_rejected(self, str(reject.reason))
+                self.log(logging.ERROR, "task.dead_lettered", reason="rejected")
+            raise
+        finally:
+            # The run ended and this process lives on: the delivery does not count (Redis).
+            dead_letters.forget_deliveries(self)
+        if self.completion_marker:
             completion.mark_completed(task_id)
         return result
 

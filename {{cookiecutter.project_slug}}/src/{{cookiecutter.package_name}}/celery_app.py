@@ -3,10 +3,12 @@
 from celery import Celery, signals
 
 from . import config, logs, soft_limit_guard, worker_checks
+from .dead_letters import store as dead_letters
 from .settings import celery_settings
 
 app = Celery(__package__, task_cls=f"{__package__}.base_task:BaseTask")
 app.conf.update(celery_settings(config.current()))
+dead_letters.install(app)
 
 # weak=False: the receivers are module functions, but keep them alive regardless of import order.
 signals.setup_logging.connect(logs.configure, weak=False)

@@ -20,6 +20,8 @@ from . import broker, defaults
 STOP_TIMEOUT_RANGE = (2, 120)
 #: Seconds of the Redis visibility timeout beyond the longest time a message may be held.
 VISIBILITY_MARGIN = 60
+#: A message may be delivered once more after its worker was lost before it is dead-lettered.
+MIN_DELIVERY_LIMIT = 2
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 #: Database drivers the service installs, by backend (a ``postgresql://`` URL gets psycopg 3).
 DATABASE_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
@@ -71,6 +73,9 @@ class Config:
     completion_marker_ttl: float
     #: Rows a batching task handles before it hands the rest to its continuation.
     batch_size: int
+    #: Deliveries of one message that may end without the task finishing (the worker died, was
+    #: killed or stopped); the next one goes to the dead-letter queue instead of a worker.
+    delivery_limit: int
 
     @property
     def shutdown_window(self) -> float:
@@ -155,6 +160,7 @@ def from_env(env: Mapping[str, str]) -> Config:
             env, "COMPLETION_MARKER_TTL", defaults.COMPLETION_MARKER_TTL, problems
         ),
         batch_size=_integer(env, "BATCH_SIZE", defaults.BATCH_SIZE, problems),
+        delivery_limit=_integer(env, "TASK_DELIVERY_LIMIT", defaults.TASK_DELIVERY_LIMIT, problems),
     )
     problems += check(config)
     if problems:
@@ -191,10 +197,6 @@ def check(config: Config) -> list[str]:
             f"{config.shutdown_window:g} s so cancel, requeue and disconnect finish before ECS "
             f"sends SIGKILL at ECS_STOP_TIMEOUT={config.stop_timeout:g}"
         )
-    if config.concurrency < 1:
-        problems.append(f"WORKER_CONCURRENCY={config.concurrency}: must be at least 1")
-    if config.max_retries < 0:
-        problems.append(f"TASK_MAX_RETRIES={config.max_retries}: must be 0 or more")
     if urlsplit(config.redis_url).scheme not in REDIS_SCHEMES:
         problems.append(
             f"REDIS_URL={config.redis_url!r}: must be a redis://, rediss:// or unix:// URL "
@@ -211,12 +213,28 @@ def check(config: Config) -> list[str]:
             f"{config.min_visibility_timeout:g} s (TASK_TIME_LIMIT + TASK_RETRY_BACKOFF_MAX + 60), "
             "or a late redelivery of a completed task runs it again"
         )
+    problems += count_problems(config)
+    problems += database_problems(config.database_url)
+    problems += broker.check(config)
+    return problems
+
+
+def count_problems(config: Config) -> list[str]:
+    """Rules for the settings that count something: processes, retries, rows, deliveries."""
+    problems = []
+    if config.concurrency < 1:
+        problems.append(f"WORKER_CONCURRENCY={config.concurrency}: must be at least 1")
+    if config.max_retries < 0:
+        problems.append(f"TASK_MAX_RETRIES={config.max_retries}: must be 0 or more")
     if config.retry_backoff_max < 1:
         problems.append(f"TASK_RETRY_BACKOFF_MAX={config.retry_backoff_max}: must be at least 1")
     if config.batch_size < 1:
         problems.append(f"BATCH_SIZE={config.batch_size}: must be at least 1")
-    problems += database_problems(config.database_url)
-    problems += broker.check(config)
+    if config.delivery_limit < MIN_DELIVERY_LIMIT:
+        problems.append(
+            f"TASK_DELIVERY_LIMIT={config.delivery_limit}: must be at least {MIN_DELIVERY_LIMIT}, "
+            "so a task whose worker was lost once is delivered again instead of dead-lettered"
+        )
     return problems
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import config, db
+from .dead_letters import store as dead_letters
 
 #: Exit status of a worker refused for its configuration (EX_CONFIG).
 EXIT_STATUS = 78
@@ -76,7 +77,7 @@ def database_problems(env: Mapping[str, str]) -> list[str]:
 def refuse_unsafe_worker(sender: Any, **_: Any) -> None:
     """``worker_init`` receiver: exit with EX_CONFIG when the worker breaks a rule."""
     found = problems(sender.pool_cls, os.environ) + redis_problems(os.environ)
-    found += database_problems(os.environ)
+    found += database_problems(os.environ) + dead_letters.queue_problems(sender.app)
     if found:
         lines = "\n".join(f"  - {problem}" for problem in found)
         print(f"refusing to start the worker:\n{lines}", file=sys.stderr, flush=True)

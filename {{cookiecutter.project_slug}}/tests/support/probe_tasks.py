@@ -6,9 +6,12 @@ moment it was seen alive (refreshed every 20 ms) and its end, if it got there.
 """
 
 import os
+import signal
 import time
 import uuid
 from typing import Any
+
+from celery.exceptions import Reject
 
 from {{ cookiecutter.package_name }}.celery_app import app
 from {{ cookiecutter.package_name }}.locks import no_parallel_processing
@@ -53,6 +56,23 @@ def work(self: Any, item: str, seconds: float) -> None:
     run = start_run(item, hostname=self.request.hostname)
     work_for(run, seconds)
     end_run(run)
+
+
+@app.task(name="probe.kills_its_process", bind=True)
+def kills_its_process(self: Any, item: str) -> None:
+    """SIGKILLs the process running it, every time, until ``probe:fixed:<item>`` is set."""
+    run = start_run(item, hostname=self.request.hostname)
+    if not client().exists(f"probe:fixed:{item}"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    end_run(run)
+
+
+@app.task(name="probe.rejects", bind=True)
+def rejects(self: Any, item: str) -> None:
+    """Rejects its message: the task decides it must never run again."""
+    run = start_run(item)
+    end_run(run)
+    raise Reject(f"{item} cannot be processed", requeue=False)
 
 
 @app.task(name="probe.always_fails", bind=True)
