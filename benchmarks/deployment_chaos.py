@@ -168,6 +168,8 @@ def report(results: dict) -> None:
 
 
 def inner(broker: str, parts: list[str]) -> None:
+    from importlib import import_module
+
     import redis
     from celery import Celery
 
@@ -177,9 +179,15 @@ def inner(broker: str, parts: list[str]) -> None:
 
     def session(variant: str, extra: dict) -> tuple:
         queue = f"bench-{uuid.uuid4().hex[:10]}"
+        env = base_env(broker, queue, package, variant, extra)
         producer = Celery("producer", broker=BROKER_URLS[broker])
         producer.conf.task_default_queue = queue
-        return producer, queue, base_env(broker, queue, package, variant, extra)
+        if variant == "service":
+            # Publish as the service does: its queue (a quorum queue on RabbitMQ, whose
+            # arguments every declaration must repeat), exchange and confirmation settings.
+            config = import_module(f"{package}.config").from_env(env)
+            producer.conf.update(import_module(f"{package}.settings").celery_settings(config))
+        return producer, queue, env
 
     for workload in WORKLOADS if "chaos" in parts else []:
         for variant in VARIANTS:
@@ -343,6 +351,7 @@ def cleanup(producer, queue: str, broker: str) -> None:
         channel = connection.default_channel
         if broker == "rabbitmq":
             channel.queue_delete(queue)
+            channel.queue_delete(f"{queue}.dead_letters")
         else:
             channel.queue_purge(queue)
 

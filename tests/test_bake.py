@@ -62,6 +62,12 @@ def test_only_the_chosen_broker_is_rendered(choice_project: Path) -> None:
     assert ("rabbitmq" in compose["services"]) == (answers["broker"] == "rabbitmq")
     other = {"rabbitmq": "visibility_timeout", "redis": "confirm_publish"}[answers["broker"]]
     assert other not in broker_module
+    store = (package / "dead_letters" / "store.py").read_text()
+    own, other = {"rabbitmq": ("x-death", "DELIVERIES"), "redis": ("DELIVERIES", "x-death")}[
+        answers["broker"]
+    ]
+    assert own in store
+    assert other not in store
 
 
 def test_answers_reach_every_artifact(choice_project: Path) -> None:
