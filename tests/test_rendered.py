@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .combinations import SUITES, TEMPLATE
 from .conftest import clean_environment
@@ -62,6 +63,26 @@ def test_rendered_suite_passes(suite: tuple[str, Path]) -> None:
             f"{shlex.join(command)}:\n{result.stdout[-6000:]}{result.stderr[-3000:]}"
         )
     assert re.search(r"\d+ passed", result.stdout)
+
+
+def ci_lint_commands(project: Path) -> list[list[str]]:
+    """The rendered CI workflow's ``uv run`` steps other than the tests."""
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    runs = [step["run"] for step in steps if str(step.get("run", "")).startswith("uv run ")]
+    return [shlex.split(command) for command in runs if "pytest" not in command]
+
+
+def test_rendered_ci_lint_passes(suite: tuple[str, Path]) -> None:
+    """The rendered CI's ruff and mypy steps (mypy for the default answers of each broker)."""
+    name, project = suite
+    commands = ci_lint_commands(project)
+    assert ["uv", "run", "mypy"] in commands
+    if not SUITES[name]["readme"]:
+        commands = [command for command in commands if command != ["uv", "run", "mypy"]]
+    for command in commands:
+        result = run(command, project, timeout=300)
+        assert result.returncode == 0, f"{shlex.join(command)}:\n{result.stdout}{result.stderr}"
 
 
 def hook_dependency_names() -> set[str]:
