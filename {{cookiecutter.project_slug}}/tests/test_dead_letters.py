@@ -144,4 +144,20 @@ def test_worker_with_another_delivery_limit_than_its_queue_refuses_to_start(flee
     assert worker.process.returncode == 78
     assert f"TASK_DELIVERY_LIMIT={LIMIT + 1}: RabbitMQ refused queue {QUEUE!r}" in worker.output()
     assert "inequivalent arg 'x-delivery-limit'" in worker.output()
+
+
+def test_worker_refuses_a_classic_queue_of_the_same_name(fleet: Fleet) -> None:
+    classic = f"{QUEUE}-classic"
+    with fleet.app.connection_for_write() as connection:
+        connection.default_channel.queue_declare(classic, durable=True, auto_delete=False)
+    try:
+        worker = fleet.start({"TASK_DEFAULT_QUEUE": classic})
+        wait_for(lambda: not worker.alive(), 30, "the worker to exit")
+    finally:
+        with fleet.app.connection_for_write() as connection:
+            connection.default_channel.queue_delete(classic)
+    assert worker.process.returncode == 78
+    assert f"TASK_DEFAULT_QUEUE={classic!r}: the queue exists with other arguments" in (
+        worker.output()
+    )
 {%- endif %}
