@@ -2,8 +2,8 @@
 
 Workers run with the task definition's command and environment, with a short stop timeout so the
 test takes seconds, not minutes. Each deployment starts the replacement first (as ECS does with
-maximumPercent 200), waits until the old worker is in the middle of a task, then stops it as ECS
-does: SIGTERM to the main process, SIGKILL to the whole group after the stop timeout.
+maximumPercent 200), waits until the old worker is in the middle of a long task, then stops it as
+ECS does: SIGTERM to the main process, SIGKILL to the whole group after the stop timeout.
 """
 
 import uuid
@@ -35,6 +35,9 @@ DEPLOYMENTS = 6
 #: Task lengths from 0.3 s to 3.3 s: the longer ones outlast the soft shutdown and are cancelled.
 #: Enough work that the queue outlasts the deployments, even on a slow machine.
 DURATIONS = [0.3 + (index % 7) * 0.5 for index in range(45)]
+#: Tasks that outlast the soft shutdown when their worker is stopped 0.2 s into them: each
+#: deployment waits for one, so that every deployment interrupts a task.
+LONG = SOFT_SHUTDOWN + 0.5
 #: An interrupted task must run again within this many seconds (not after a visibility timeout).
 REDELIVERY_BOUND = 10.0
 
@@ -60,8 +63,10 @@ def test_deployments_lose_no_task_and_never_run_one_twice_at_once(
     for item, seconds in zip(items, DURATIONS, strict=True):
         fleet.app.send_task("probe.work", args=[item, seconds])
 
-    def unfinished() -> dict[str, list[Run]]:
-        runs = {item: runs_of(redis_client, item) for item in items}
+    long_items = [item for item, seconds in zip(items, DURATIONS, strict=True) if seconds > LONG]
+
+    def unfinished(among: list[str] = items) -> dict[str, list[Run]]:
+        runs = {item: runs_of(redis_client, item) for item in among}
         return {item: runs_ for item, runs_ in runs.items() if not any(r.completed for r in runs_)}
 
     stops = []
@@ -70,10 +75,11 @@ def test_deployments_lose_no_task_and_never_run_one_twice_at_once(
         replacement = fleet.start(ENV)
         wait_for(
             lambda victim=victim: (
-                running_on(redis_client, items, victim.hostname, 0.2) or not unfinished()
+                running_on(redis_client, long_items, victim.hostname, 0.2)
+                or not unfinished(long_items)
             ),
             30,
-            f"{victim.hostname} to be in the middle of a task",
+            f"{victim.hostname} to be in the middle of a long task",
         )
         stops.append(victim.stop_like_ecs(STOP_TIMEOUT))
         fleet.wait_ready(replacement)
