@@ -19,8 +19,9 @@ os.environ.setdefault(
     "CELERY_RESULT_BACKEND", os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 )
 
-from {{ cookiecutter.package_name }} import config  # noqa: E402
+from {{ cookiecutter.package_name }} import broker, config  # noqa: E402
 from {{ cookiecutter.package_name }}.celery_app import app  # noqa: E402
+from {{ cookiecutter.package_name }}.dead_letters import store  # noqa: E402
 from {{ cookiecutter.package_name }}.redis_client import client  # noqa: E402
 
 from .support.workers import Fleet  # noqa: E402
@@ -35,10 +36,10 @@ def celery_app() -> Iterator[object]:
         # purge it; on Redis a queue is just a list.
         if app.conf.broker_url.startswith("amqp"):
             channel.queue_delete(QUEUE)
-            channel.queue_delete(QUEUE + ".dead_letters")
+            channel.queue_delete(broker.dead_letter_queue_name(QUEUE))
         else:
             channel.queue_purge(QUEUE)
-            client().delete(f"dead_letters:{QUEUE}")
+            client().delete(store.DEAD_LETTERS + QUEUE)
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,7 @@ class BaseTask(Task):
             raise self.retry_when_free(held) from held
         except Reject as reject:
             if not reject.requeue:
-                dead_letters.record_rejected(self, str(reject.reason))
+                dead_letters.record_rejected(self)
                 self.log(logging.ERROR, "task.dead_lettered", reason="rejected")
             raise
         finally:
