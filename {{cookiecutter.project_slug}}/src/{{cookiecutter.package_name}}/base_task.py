@@ -1,39 +1,37 @@
-"""The base class of every task (the app's ``task_cls``): retries, completion markers, delivery
-limit, logs."""
+"""The base class of every task (the app's ``task_cls``): transient retries, completion markers,
+delivery counting, logs. What a failed delivery becomes is decided in ``dead_letters.worker``."""
 
 import logging
-import random
 import time
 from typing import Any
 
+import redis
 from celery import Task
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
-from . import completion, config
+from . import completion, config, retries
 from .dead_letters import store as dead_letters
 from .locks import LockHeld
 
 logger = logging.getLogger(__name__)
 _config = config.current()
 
+#: Failures of the task's own bookkeeping in Redis: the message goes back, the task did not fail.
+BOOKKEEPING_ERRORS = (redis.RedisError, OSError)
+
 
 class BaseTask(Task):
-    # Any exception retries the task, except those that a retry cannot cure (a task past its soft
-    # time limit would only be cut off again), LockHeld, which waits on its own budget, and
-    # Reject, the task's own decision about its message.
-    # https://docs.celeryq.dev/en/stable/userguide/tasks.html#automatic-retry-for-known-exceptions
-    autoretry_for = (Exception,)
-    dont_autoretry_for: tuple[type[BaseException], ...] = (
-        SoftTimeLimitExceeded,
-        LockHeld,
-        Reject,
-    )
+    # Only errors that time can cure are retried; any other exception sends the message to the
+    # dead letters at once. https://docs.celeryq.dev/en/stable/userguide/tasks.html#automatic-retry-for-known-exceptions
+    autoretry_for = retries.TRANSIENT_ERRORS
+    # Never retried, even by a task that widens autoretry_for: a task past its soft time limit
+    # would only be cut off again, LockHeld waits on its own budget, Reject is the task's decision.
+    dont_autoretry_for: tuple[type[BaseException], ...] = (SoftTimeLimitExceeded, LockHeld, Reject)
     max_retries = _config.max_retries
-    # Countdowns of 1, 2, 4, 8... seconds, full jitter so failed tasks do not retry in lockstep,
-    # capped by TASK_RETRY_BACKOFF_MAX, which the Redis visibility timeout is derived from.
-    retry_backoff = True
-    retry_backoff_max = _config.retry_backoff_max
-    retry_jitter = True
+    # The countdown comes from retry() below (a floor under each one), not Celery's full jitter.
+    retry_backoff = False
+    #: Records every message that leaves without success in the dead letters first.
+    Request = f"{__package__}.dead_letters.worker:DeadLetteringRequest"
     #: Skip a redelivery of a task id that already succeeded (see completion.py).
     completion_marker = True
     #: Message header carrying when a task first found its lock held.
@@ -43,50 +41,79 @@ class BaseTask(Task):
         task_id = self.request.id
         if not task_id or self.request.called_directly:
             return super().__call__(*args, **kwargs)
-        if self.completion_marker and completion.is_completed(task_id):
-            self.log(logging.INFO, "task.skipped", reason="already_completed")
-            return None
         try:
+            if self.completion_marker and completion.is_completed(task_id):
+                self.log(logging.INFO, "task.skipped", reason="already_completed")
+                return None
             dead_letters.count_delivery(self)
-        except Reject:
-            self.log(logging.ERROR, "task.dead_lettered", reason="delivery_limit")
-            raise
+        except BOOKKEEPING_ERRORS as error:
+            raise self.defer(error) from error
         try:
             result = super().__call__(*args, **kwargs)
         except LockHeld as held:
             raise self.retry_when_free(held) from held
-        except Reject as reject:
-            if not reject.requeue:
-                dead_letters.record_rejected(self)
-                self.log(logging.ERROR, "task.dead_lettered", reason="rejected")
-            raise
         finally:
-            # The run ended and this process lives on: the delivery does not count (Redis).
-            dead_letters.forget_deliveries(self)
+            self.forget_deliveries()
         if self.completion_marker:
-            completion.mark_completed(task_id)
+            self.mark_completed()
         return result
+
+    def retry(self, *args: Any, **options: Any) -> Retry:
+        """Celery's retry, with this service's countdown; requeues if it cannot be published."""
+        if len(args) < 5 and options.get("eta") is None and options.get("countdown") is None:
+            options["countdown"] = retries.countdown(
+                self.request.retries, _config.retry_first_countdown, _config.retry_backoff_max
+            )
+        try:
+            return super().retry(*args, **options)
+        except Reject as unpublished:
+            # Celery rejects the message for good when the retry cannot be published.
+            raise Reject(unpublished.reason, requeue=True) from unpublished
+
+    def defer(self, error: Exception) -> Retry:
+        """Run this delivery again later without counting a retry: Redis failed, not the task."""
+        countdown = retries.countdown(0, _config.retry_first_countdown, _config.retry_backoff_max)
+        self.log(logging.WARNING, "task.deferred", error=type(error).__name__)
+        return self.republish(countdown, self.request.headers or {}, error)
 
     def retry_when_free(self, held: LockHeld) -> Retry:
         """Publish this task again after a countdown, without counting a retry.
 
-        Waiting for another run is not a failure, so it leaves ``retries`` alone and is bounded
-        by time instead: a live holder ends within the hard time limit, a dead holder's lock
-        expires within LOCK_TTL. A wait longer than ``lock_wait_limit`` means something else is
-        wrong, and from then on each wait is an ordinary retry, bounded by ``max_retries``.
+        A wait longer than ``lock_wait_limit`` means something else is wrong: from then on each
+        wait is an ordinary retry, bounded by ``max_retries`` (docs/design_decisions.md).
         """
         since = float(getattr(self.request, self.WAITING_SINCE, None) or time.time())
         waited = time.time() - since
-        # Within the Redis visibility rule: never longer than TASK_RETRY_BACKOFF_MAX.
-        countdown = min(_config.lock_ttl, _config.retry_backoff_max) * random.uniform(0.5, 1)  # noqa: S311
+        countdown = retries.countdown(0, _config.lock_ttl, _config.retry_backoff_max)
         if waited > _config.lock_wait_limit:
             return self.retry(exc=held, countdown=countdown)
         self.log(logging.INFO, "task.lock_held", key=held.key, waited=f"{waited:.1f}")
         headers = {**(self.request.headers or {}), self.WAITING_SINCE: since}
-        self.signature_from_request(
-            self.request, countdown=countdown, headers=headers
-        ).apply_async()
-        return Retry(f"{held}; trying again in {countdown:.1f} s", when=countdown)
+        return self.republish(countdown, headers, held)
+
+    def republish(self, countdown: float, headers: dict[str, Any], why: Exception) -> Retry:
+        """Publish this delivery again (same id and retries) after ``countdown``; else requeue."""
+        try:
+            self.signature_from_request(
+                self.request, countdown=countdown, headers=headers
+            ).apply_async()
+        except Exception as error:
+            raise Reject(f"{why}; could not publish it again: {error}", requeue=True) from error
+        return Retry(f"{why}; trying again in {countdown:.1f} s", exc=why, when=countdown)
+
+    def forget_deliveries(self) -> None:
+        """The run ended with its process alive: it does not count against the delivery limit."""
+        try:
+            dead_letters.forget_deliveries(self)
+        except BOOKKEEPING_ERRORS as error:
+            self.log(logging.WARNING, "task.delivery_count_kept", error=type(error).__name__)
+
+    def mark_completed(self) -> None:
+        """Write the completion marker; a Redis failure here does not undo the task's success."""
+        try:
+            completion.mark_completed(self.request.id)
+        except BOOKKEEPING_ERRORS as error:
+            self.log(logging.WARNING, "task.marker_not_written", error=type(error).__name__)
 
     def log_fields(self) -> dict[str, Any]:
         """What identifies this delivery in a log line."""

@@ -62,6 +62,8 @@ class Config:
     time_limit: float
     concurrency: int
     max_retries: int
+    #: Seconds before the first retry of a transient error; each further one doubles it.
+    retry_first_countdown: float
     retry_backoff_max: int
     #: Redis only: seconds before an unacknowledged message is given to another worker.
     visibility_timeout: float
@@ -147,6 +149,9 @@ def from_env(env: Mapping[str, str]) -> Config:
         time_limit=time_limit,
         concurrency=_integer(env, "WORKER_CONCURRENCY", defaults.WORKER_CONCURRENCY, problems),
         max_retries=_integer(env, "TASK_MAX_RETRIES", defaults.TASK_MAX_RETRIES, problems),
+        retry_first_countdown=_number(
+            env, "TASK_RETRY_FIRST_COUNTDOWN", defaults.TASK_RETRY_FIRST_COUNTDOWN, problems
+        ),
         retry_backoff_max=retry_backoff_max,
         visibility_timeout=_number(
             env,
@@ -228,6 +233,11 @@ def count_problems(config: Config) -> list[str]:
         problems.append(f"TASK_MAX_RETRIES={config.max_retries}: must be 0 or more")
     if config.retry_backoff_max < 1:
         problems.append(f"TASK_RETRY_BACKOFF_MAX={config.retry_backoff_max}: must be at least 1")
+    if not 1 <= config.retry_first_countdown <= config.retry_backoff_max:
+        problems.append(
+            f"TASK_RETRY_FIRST_COUNTDOWN={config.retry_first_countdown:g}: must be 1 s to "
+            f"TASK_RETRY_BACKOFF_MAX={config.retry_backoff_max}"
+        )
     if config.batch_size < 1:
         problems.append(f"BATCH_SIZE={config.batch_size}: must be at least 1")
     if config.delivery_limit < MIN_DELIVERY_LIMIT:

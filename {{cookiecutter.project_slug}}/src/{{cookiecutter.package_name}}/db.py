@@ -25,9 +25,16 @@ _sessions: sessionmaker[Session] | None = None
 _pid: int | None = None
 
 
+#: Seconds to wait for a PostgreSQL connection: a failed-over database fails fast, and the task
+#: retries (``retries.TRANSIENT_ERRORS``) instead of hanging to its time limit.
+CONNECT_TIMEOUT = 5
+
+
 def create(raw_url: str) -> Engine:
     """A new engine for ``raw_url``; ``pool_pre_ping`` replaces connections the server dropped."""
-    return create_engine(config.database_url(raw_url), pool_pre_ping=True)
+    url = config.database_url(raw_url)
+    timeout = {"connect_timeout": CONNECT_TIMEOUT} if url.get_backend_name() == "postgresql" else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=timeout)
 
 
 def sessions() -> sessionmaker[Session]:

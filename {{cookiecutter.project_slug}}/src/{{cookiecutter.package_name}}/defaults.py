@@ -7,6 +7,7 @@ WORKER_CONCURRENCY = {{ cookiecutter.worker_concurrency | int }}
 DATABASE_URL = "sqlite:///{{ cookiecutter.package_name }}.sqlite3"
 REDIS_URL = "redis://localhost:6379/0"
 TASK_MAX_RETRIES = 5
+TASK_RETRY_FIRST_COUNTDOWN = 30
 TASK_RETRY_BACKOFF_MAX = 300
 BROKER_HEARTBEAT = 120
 COMPLETION_MARKER_TTL = 24 * 3600

@@ -23,6 +23,13 @@ def celery_settings(config: Config) -> dict[str, Any]:
         # Acknowledge a message only after its task ran, so a worker stopped mid-task leaves the
         # message for another worker instead of losing it. https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
         "task_acks_late": True,
+        # A failed task's message is rejected, not acknowledged: it goes to the dead letters
+        # (dead_letters/worker.py), and a task cut off by its hard time limit is delivered again.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-on-failure-or-timeout
+        "task_acks_on_failure_or_timeout": False,
+        # Messages the worker cannot run (undecodable, unknown task) go to the dead letters too.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-consumer
+        "worker_consumer": f"{__package__}.dead_letters.worker:Consumer",
         # When the child process running a task dies (SIGKILL, OOM, the soft-limit guard), give the
         # message back to the broker instead of acknowledging it as failed.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-reject-on-worker-lost

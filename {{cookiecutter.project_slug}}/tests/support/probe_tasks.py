@@ -77,10 +77,19 @@ def rejects(self: Any, item: str) -> None:
 
 @app.task(name="probe.always_fails", bind=True)
 def always_fails(self: Any, item: str) -> None:
-    """Fails every time, recording the attempt number first."""
+    """Fails every time with a permanent error, recording the attempt number first."""
     run = start_run(item, retries=self.request.retries)
     end_run(run)
     raise RuntimeError(f"attempt {self.request.retries} of {item} fails on purpose")
+
+
+@app.task(name="probe.fails_transiently", bind=True)
+def fails_transiently(self: Any, item: str) -> None:
+    """Fails with a transient error until ``probe:fixed:<item>`` is set."""
+    run = start_run(item, retries=self.request.retries)
+    end_run(run)
+    if not client().exists(f"probe:fixed:{item}"):
+        raise ConnectionError(f"attempt {self.request.retries} of {item} cannot connect")
 
 
 class SlowFinalizer:

@@ -1,18 +1,15 @@
-"""Dead letters: tasks set aside instead of being delivered again and again.
+"""Dead letters: messages set aside, with the reason, instead of being lost or delivered forever.
 
-``task_acks_late`` with ``task_reject_on_worker_lost`` hands a message back whenever the process
-running it dies, so a task that kills its worker every time (out of memory, a crashing library,
-a soft time limit it swallows) would be delivered forever. After ``TASK_DELIVERY_LIMIT``
-deliveries that ended without the task finishing, the message is moved to a dead-letter store
-instead (``store.py``, one per broker: RabbitMQ's own delivery limit and dead-letter queue, or a
-delivery counter and a list in Redis). Tasks that reject their message (``Reject(requeue=False)``)
-end there too. ``python -m {{ cookiecutter.package_name }}.dead_letters`` lists, requeues and purges them.
-
-The limit is separate from ``max_retries``: a retry is a failure the task saw and reported, a
-dead letter is a delivery that never came back.
+A message leaves the broker only when its task succeeded or once it is in the dead-letter store
+(``store.py``, one per broker). It gets there when its task fails with a permanent error or runs
+out of retries, rejects it, reaches its time limit, or is delivered ``TASK_DELIVERY_LIMIT`` times
+without finishing; and when the message itself cannot run (undecodable, an unknown task, no
+Celery headers). ``dead_letters.worker`` decides; ``python -m {{ cookiecutter.package_name }}.dead_letters``
+lists, requeues and purges. See docs/dead_letters.md.
 """
 
 import datetime
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,9 +31,24 @@ class StoreUnreachable(DeadLetterError):
     """The broker (or Redis) holding the dead letters does not answer."""
 
 
+class DeliveryLimitExceeded(Exception):
+    """This message was delivered more often than TASK_DELIVERY_LIMIT without its task finishing."""
+
+    def __init__(self, deliveries: int, limit: int) -> None:
+        super().__init__(deliveries, limit)
+        self.deliveries = deliveries
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return (
+            f"{self.deliveries} deliveries ended without the task finishing "
+            f"(TASK_DELIVERY_LIMIT={self.limit})"
+        )
+
+
 @dataclass(frozen=True)
 class DeadLetter:
-    """One dead-lettered task, as ``list`` prints it."""
+    """One dead-lettered message, as ``list`` prints it."""
 
     id: str
     task: str
@@ -44,13 +56,33 @@ class DeadLetter:
     kwargs: Any
     #: Deliveries that ended without the task finishing; None where the broker does not say.
     deliveries: int | None
-    #: ``delivery_limit``, ``rejected`` (the task rejected its message), or the broker's reason.
+    #: Why it is here: one of ``worker.REASONS``, or the broker's own reason.
     reason: str
+    #: The exception or decoding error, as ``Type: message``; empty where there was none.
+    error: str
     queue: str
     dead_lettered_at: str
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def describe(error: BaseException | None) -> str:
+    """``Type: message`` of an error, for the dead letter's ``error`` field."""
+    if error is None:
+        return ""
+    # Celery's Reject keeps its text in ``reason`` (its str() is a tuple).
+    text = str(getattr(error, "reason", None) or error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def message_id(headers: dict[str, Any] | None, properties: dict[str, Any], body: Any) -> str:
+    """The task id of a message; for one without, a digest of its body, so it can be named."""
+    task_id = (headers or {}).get("id") or properties.get("correlation_id")
+    if task_id:
+        return str(task_id)
+    raw = body if isinstance(body, bytes) else str(body).encode()
+    return "sha1:" + hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:16]
 
 
 def timestamp(moment: datetime.datetime | float) -> str:
