@@ -5,7 +5,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from {{ cookiecutter.package_name }} import config, db
+from {{ cookiecutter.package_name }} import config, db, refusal
 from {{ cookiecutter.package_name }}.models import Base
 
 if context.config.config_file_name is not None:
@@ -17,7 +17,10 @@ options = {"target_metadata": target_metadata, "render_as_batch": True, "compare
 
 
 # Read now, not cached: the configuration is checked as a whole, as a worker would check it.
-database_url = config.from_env(os.environ).database_url
+try:
+    database_url = config.from_env(os.environ).database_url
+except config.ConfigError as error:
+    refusal.refuse(error.problems)
 
 
 def run_migrations_offline() -> None:

@@ -63,4 +63,3 @@ def test_every_kind_of_bad_message_is_dead_lettered_with_its_reason(fleet: Fleet
     assert letters["unknown"][:2] == ("unknown_task", "probe.no_such_task")
     assert letters["unknown"][2].startswith("KeyError: ")
     assert letters["headerless"] == ("not_a_task", "", "")
-

@@ -30,7 +30,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.model import ServiceModel
 from botocore.validate import validate_parameters
 
-from {{ cookiecutter.package_name }} import defaults
+from {{ cookiecutter.package_name }} import config, defaults
 
 from .support.workers import PROJECT, kill_group, wait_for
 
@@ -263,6 +263,16 @@ def check_health_check(artifacts: Artifacts) -> list[str]:
         value = health.get(name)
         if value is not None and not (isinstance(value, int) and low <= value <= high):
             problems.append(f"healthCheck.{name}={value!r}: must be {low}-{high}")
+    wait = float(
+        artifacts.environment.get("STARTUP_DEPENDENCY_TIMEOUT", defaults.STARTUP_DEPENDENCY_TIMEOUT)
+    )
+    start_period, margin = health.get("startPeriod", 0), config.STARTUP_MARGIN
+    if isinstance(start_period, int) and start_period < wait + margin:
+        problems.append(
+            f"healthCheck.startPeriod={start_period}: must be at least {wait + margin:g} "
+            f"(STARTUP_DEPENDENCY_TIMEOUT={wait:g} + {margin} s to reach the broker), or ECS "
+            "replaces a worker that is still waiting out a Redis or database failover"
+        )
     return problems
 
 
@@ -602,6 +612,14 @@ BROKEN: dict[Check, dict[str, tuple[Mutation, str]]] = {
         "timeout": (health(timeout=90), "healthCheck.timeout=90: must be 2-60"),
         "retries": (health(retries=0), "healthCheck.retries=0: must be 1-10"),
         "start-period": (health(startPeriod=600), "healthCheck.startPeriod=600: must be 0-300"),
+        "start-period-shorter-than-the-wait": (
+            health(startPeriod=30),
+            "healthCheck.startPeriod=30: must be at least 150 (STARTUP_DEPENDENCY_TIMEOUT=120",
+        ),
+        "wait-longer-than-start-period": (
+            environment("STARTUP_DEPENDENCY_TIMEOUT", "200"),
+            "healthCheck.startPeriod=150: must be at least 230",
+        ),
         "no-cmd": (health(command=["python", "/app/healthcheck.py"]), "must start with CMD"),
         "asks-the-broker": (
             health(command=["CMD-SHELL", f"celery {APP} inspect ping"]),
@@ -786,6 +804,11 @@ INIT = ("/sbin/docker-init", "--", *WORKER_ARGV)
             None,
             id="under-init",
         ),
+        pytest.param(
+            {1: process(0, INIT), 70: process(1), 8: process(70)},
+            "celery worker 70 has not reached its broker yet",
+            id="never-reached-the-broker",
+        ),
         pytest.param({1: process(0), 8: process(1)}, None, id="worker-is-pid-1"),
         pytest.param(
             {
@@ -823,7 +846,8 @@ INIT = ("/sbin/docker-init", "--", *WORKER_ARGV)
     ],
 )
 def test_health_check_rule(table: dict[int, Any], expected: str | None) -> None:
-    problem = healthcheck().check(1, table)
+    # Worker pids below 10 have written their ready marker; 70 has not.
+    problem = healthcheck().check(1, table, lambda pid: pid < 10)
     if expected is None:
         assert problem is None
     else:
@@ -831,8 +855,11 @@ def test_health_check_rule(table: dict[int, Any], expected: str | None) -> None:
         assert expected in problem
 
 
-#: Stands in for the venv's ``celery`` script: forks ``POOL`` children, then waits to be killed.
-FAKE_CELERY = """import os, time
+#: Stands in for the venv's ``celery`` script: writes the ready marker unless ``READY`` is 0 (as
+#: worker_checks.mark_ready does), forks ``POOL`` children, then waits to be killed.
+FAKE_CELERY = """import os, pathlib, tempfile, time
+if os.environ["READY"] == "1":
+    pathlib.Path(tempfile.gettempdir(), f"celery-worker-{os.getpid()}.ready").touch()
 for _ in range(int(os.environ["POOL"])):
     if os.fork() == 0:
         break
@@ -840,16 +867,22 @@ time.sleep(60)
 """
 
 
+Spawn = Callable[..., subprocess.Popen[bytes]]
+
+
 @pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Callable[[int], subprocess.Popen[bytes]]]:
-    """Start processes that /proc shows as a worker with ``pool`` children; killed at the end."""
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Start processes that /proc shows as a worker with ``pool`` children; killed at the end.
+
+    Their temporary directory (TMPDIR, where the ready marker goes) is the test's own.
+    """
     script = tmp_path / "celery"
     script.write_text(FAKE_CELERY)
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(pool: int) -> subprocess.Popen[bytes]:
+    def start(pool: int, ready: bool = True) -> subprocess.Popen[bytes]:
         argv = [sys.executable, str(script), f"--app={PACKAGE}.celery_app", "worker"]
-        env = {**os.environ, "POOL": str(pool)}
+        env = {**os.environ, "POOL": str(pool), "READY": str(int(ready)), "TMPDIR": str(tmp_path)}
         started.append(subprocess.Popen(argv, env=env, start_new_session=True))
         return started[-1]
 
@@ -859,9 +892,10 @@ def spawn(tmp_path: Path) -> Iterator[Callable[[int], subprocess.Popen[bytes]]]:
         proc.wait()
 
 
-def run_healthcheck(root: int) -> subprocess.CompletedProcess[str]:
+def run_healthcheck(root: int, tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(HEALTHCHECK), str(root)],
+        env={**os.environ, "TMPDIR": str(tmp)},
         capture_output=True,
         text=True,
         check=False,
@@ -869,21 +903,26 @@ def run_healthcheck(root: int) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_health_check_script_on_real_processes(
-    spawn: Callable[[int], subprocess.Popen[bytes]],
-) -> None:
-    """Real /proc entries and no broker anywhere: a worker with a live pool process is healthy."""
+def test_health_check_script_on_real_processes(spawn: Spawn, tmp_path: Path) -> None:
+    """Real /proc entries and no broker anywhere: a ready worker with a live pool is healthy.
+
+    tests/test_startup.py runs it against real workers, with and without a broker.
+    """
     worker = spawn(2)
-    wait_for(lambda: run_healthcheck(worker.pid).returncode == 0, 10, "the pool to appear")
-    assert "celery worker and its pool are running" in run_healthcheck(worker.pid).stdout
+    wait_for(lambda: run_healthcheck(worker.pid, tmp_path).returncode == 0, 10, "the pool")
+    assert "celery worker and its pool are running" in run_healthcheck(worker.pid, tmp_path).stdout
 
     lonely = spawn(0)
-    result = run_healthcheck(lonely.pid)
+    result = run_healthcheck(lonely.pid, tmp_path)
     assert result.returncode == 1
     assert f"celery worker {lonely.pid} has no live pool process" in result.stdout
 
+    unready = spawn(2, ready=False)
+    wait_for(lambda: "not reached" in run_healthcheck(unready.pid, tmp_path).stdout, 10, "pool")
+    assert run_healthcheck(unready.pid, tmp_path).returncode == 1
+
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    result = run_healthcheck(worker.pid)
+    result = run_healthcheck(worker.pid, tmp_path)
     assert result.returncode == 1
     assert f"no celery worker process under pid {worker.pid}" in result.stdout

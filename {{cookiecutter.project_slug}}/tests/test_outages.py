@@ -1,7 +1,7 @@
-"""A Redis outage under load loses nothing: every task completes once Redis is back.
+"""A Redis or database outage under load loses nothing: every task completes once it is back.
 
 The Redis at REDIS_URL (locks, completion markers, delivery counts, and here the probe tasks'
-own records) is a private instance that the test kills and restarts, or freezes and thaws.
+own records) and the database are private instances that the tests stop and start again.
 """
 
 import random
@@ -10,12 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
-from .support.private_services import PrivateRedis, private_redis
+from .support.databases import seed_users
+from .support.private_instances import PrivateRedis, private_postgres, private_redis
 from .support.runs import runs_of
 from .support.workers import Fleet, wait_for
 
-PORT = 6385
+#: Ports of this module's private servers (the other tests use their own).
+REDIS_PORT = 6385
+POSTGRES_PORT = 5448
 TASKS = 100
 OUTAGE = 10.0
 ENV = {
@@ -43,14 +47,15 @@ def freeze_and_thaw(server: PrivateRedis) -> None:
 def test_redis_outage_under_load_loses_nothing(
     fleet: Fleet, tmp_path: Path, outage: Callable[[PrivateRedis], None]
 ) -> None:
-    with private_redis(PORT, tmp_path) as server:
+    with private_redis(tmp_path, REDIS_PORT, appendonly=True) as server:
+        server.start()
         env = {**ENV, "REDIS_URL": server.url}
         fleet.wait_ready(fleet.start(env))
         fleet.wait_ready(fleet.start(env))
-        client = server.client()
+        client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=5)
         items = [f"outage-{index}" for index in range(TASKS)]
         for item in items:
-            fleet.app.send_task("probe.work", args=[item, random.uniform(0.1, 0.3)])  # noqa: S311
+            fleet.app.send_task("probe.work", args=[item, random.uniform(0.1, 0.3)])
 
         def completed() -> list[str]:
             with_runs = [(item, runs_of(client, item)) for item in items]
@@ -62,6 +67,36 @@ def test_redis_outage_under_load_loses_nothing(
             wait_for(lambda: len(completed()) == TASKS, 120, "every task to complete")
         except AssertionError:
             missing = sorted(set(items) - set(completed()))
-            raise AssertionError(f"{len(missing)} of {TASKS} never completed: {missing[:5]}")
+            raise AssertionError(
+                f"{len(missing)} of {TASKS} never completed: {missing[:5]}"
+            ) from None
         assert all(worker.alive() for worker in fleet.workers), "a worker died in the outage"
 
+
+@pytest.mark.slow
+def test_database_outage_under_load_sends_every_newsletter_once(
+    fleet: Fleet, redis_client: redis.Redis, item: str
+) -> None:
+    with private_postgres(POSTGRES_PORT) as database:
+        database.start()
+        seed_users(database.url, TASKS)
+        env = {**ENV, "DATABASE_URL": database.url}
+        fleet.wait_ready(fleet.start(env))
+        fleet.wait_ready(fleet.start(env))
+        newsletter = f"outage-{item}"
+        for user_id in range(1, TASKS + 1):
+            fleet.app.send_task("send_newsletter_to_user", args=[newsletter, user_id])
+
+        def sends() -> dict[str, str]:
+            return redis_client.hgetall(f"newsletter:{newsletter}:deliveries")
+
+        wait_for(lambda: len(sends()) >= TASKS // 4, 30, "a quarter of the newsletters")
+        database.stop()
+        time.sleep(OUTAGE)  # the outage itself, not a wait for a condition
+        database.start()
+        try:
+            wait_for(lambda: len(sends()) == TASKS, 120, "every user's newsletter")
+            counts = sends()
+        finally:
+            redis_client.delete(f"newsletter:{newsletter}:deliveries")
+        assert set(counts.values()) == {"1"}, "a user got the newsletter twice"

@@ -1,9 +1,11 @@
 """ECS container health check of the worker: is it running, without asking the broker.
 
 Healthy while the container holds a Celery worker main process with at least one live pool
-process: true once the worker has passed its configuration checks and started its pool, and for
-as long as it runs, including while the broker is unreachable. A broker outage is not repaired by
-replacing workers, so the check never talks to the broker (no ``celery inspect ping``); see
+process that has reached its broker once: the worker writes ``celery-worker-<pid>.ready`` in the
+temporary directory (/tmp) when its consumer is ready (``worker_checks.mark_ready``), and keeps
+it through later broker outages. A worker that never reaches its broker turns unhealthy after the
+start period; one that loses the broker later stays healthy, since replacing workers does not
+repair a broker. The check never talks to the broker (no ``celery inspect ping``); see
 docs/design_decisions.md.
 
 ECS runs it as ``python /app/healthcheck.py`` and reads the exit status (0 healthy, 1 not). The
@@ -12,11 +14,15 @@ at a worker it started.
 """
 
 import sys
+import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
+#: Written by the worker's main process once its consumer is connected (worker_checks.py).
+READY_MARKER = "celery-worker-{pid}.ready"
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,14 @@ def processes() -> dict[int, Process]:
     return found
 
 
-def check(root: int, table: dict[int, Process]) -> str | None:
-    """None when a worker under ``root`` (or ``root`` itself) has a live pool; else the problem."""
+def marker_exists(pid: int) -> bool:
+    return (Path(tempfile.gettempdir()) / READY_MARKER.format(pid=pid)).exists()
+
+
+def check(
+    root: int, table: dict[int, Process], ready: Callable[[int], bool] = marker_exists
+) -> str | None:
+    """None when a worker under ``root`` (or ``root`` itself) has a live pool and was ready."""
     children: defaultdict[int, list[int]] = defaultdict(list)
     for pid, process in table.items():
         children[process.parent].append(pid)
@@ -69,9 +81,11 @@ def check(root: int, table: dict[int, Process]) -> str | None:
         pid = pending.pop()
         process = table.get(pid)
         if process is not None and process.is_celery_worker:
-            if any(table[child].is_celery_worker for child in children[pid]):
-                return None
-            return f"celery worker {pid} has no live pool process"
+            if not any(table[child].is_celery_worker for child in children[pid]):
+                return f"celery worker {pid} has no live pool process"
+            if not ready(pid):
+                return f"celery worker {pid} has not reached its broker yet"
+            return None
         pending.extend(children[pid])
     return f"no celery worker process under pid {root}"
 
@@ -79,7 +93,7 @@ def check(root: int, table: dict[int, Process]) -> str | None:
 def main() -> int:
     root = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     problem = check(root, processes())
-    print(problem or "celery worker and its pool are running")
+    print(problem or "celery worker and its pool are running, and it has reached its broker")
     return 1 if problem else 0
 
 

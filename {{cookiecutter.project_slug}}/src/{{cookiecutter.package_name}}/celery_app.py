@@ -2,15 +2,24 @@
 
 from celery import Celery, signals
 
-from . import config, logs, soft_limit_guard, worker_checks
+from . import config, logs, refusal, soft_limit_guard, worker_checks
 from .dead_letters import store as dead_letters
 from .settings import celery_settings
 
+try:
+    service_config = config.current()
+except config.ConfigError as error:
+    # Whoever imports the app (the celery command, the dead-letter command) stops here, with
+    # every problem listed and no traceback.
+    refusal.refuse(error.problems)
+
 app = Celery(__package__, task_cls=f"{__package__}.base_task:BaseTask")
-app.conf.update(celery_settings(config.current()))
+app.conf.update(celery_settings(service_config))
 dead_letters.install(app)
 
 # weak=False: the receivers are module functions, but keep them alive regardless of import order.
 signals.setup_logging.connect(logs.configure, weak=False)
 signals.worker_init.connect(worker_checks.refuse_unsafe_worker, weak=False)
+signals.worker_ready.connect(worker_checks.mark_ready, weak=False)
+signals.worker_shutdown.connect(worker_checks.unmark_ready, weak=False)
 signals.worker_process_init.connect(soft_limit_guard.install, weak=False)

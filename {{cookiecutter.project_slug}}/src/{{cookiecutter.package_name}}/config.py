@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from . import broker, defaults
+from .refusal import shown_url
 
 #: ECS (Fargate) accepts a container stopTimeout of 2..120 seconds.
 STOP_TIMEOUT_RANGE = (2, 120)
@@ -25,6 +26,11 @@ MIN_DELIVERY_LIMIT = 2
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 #: Database drivers the service installs, by backend (a ``postgresql://`` URL gets psycopg 3).
 DATABASE_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
+#: ECS accepts a health check startPeriod of at most 300 s.
+MAX_HEALTH_CHECK_START_PERIOD = 300
+#: Seconds of the health check's start period left after the wait for Redis and the database:
+#: enough to connect to the broker and start the pool (a few seconds here).
+STARTUP_MARGIN = 30
 
 
 class ConfigError(RuntimeError):
@@ -78,6 +84,8 @@ class Config:
     #: Deliveries of one message that may end without the task finishing (the worker died, was
     #: killed or stopped); the next one goes to the dead-letter queue instead of a worker.
     delivery_limit: int
+    #: Seconds a starting worker waits for Redis and the database before it refuses to start.
+    startup_dependency_timeout: float
 
     @property
     def shutdown_window(self) -> float:
@@ -166,6 +174,9 @@ def from_env(env: Mapping[str, str]) -> Config:
         ),
         batch_size=_integer(env, "BATCH_SIZE", defaults.BATCH_SIZE, problems),
         delivery_limit=_integer(env, "TASK_DELIVERY_LIMIT", defaults.TASK_DELIVERY_LIMIT, problems),
+        startup_dependency_timeout=_number(
+            env, "STARTUP_DEPENDENCY_TIMEOUT", defaults.STARTUP_DEPENDENCY_TIMEOUT, problems
+        ),
     )
     problems += check(config)
     if problems:
@@ -204,8 +215,16 @@ def check(config: Config) -> list[str]:
         )
     if urlsplit(config.redis_url).scheme not in REDIS_SCHEMES:
         problems.append(
-            f"REDIS_URL={config.redis_url!r}: must be a redis://, rediss:// or unix:// URL "
-            "(locks and completion markers live in Redis)"
+            f"REDIS_URL={shown_url(config.redis_url)!r}: must be a redis://, rediss:// or unix:// "
+            "URL (locks and completion markers live in Redis)"
+        )
+    longest_wait = MAX_HEALTH_CHECK_START_PERIOD - STARTUP_MARGIN
+    if not 0 <= config.startup_dependency_timeout <= longest_wait:
+        problems.append(
+            f"STARTUP_DEPENDENCY_TIMEOUT={config.startup_dependency_timeout:g}: must be 0-"
+            f"{longest_wait} s, so the wait for Redis and the database fits the health check's "
+            f"start period (at most {MAX_HEALTH_CHECK_START_PERIOD} s on ECS) with "
+            f"{STARTUP_MARGIN} s left to reach the broker"
         )
     if not 1 <= config.lock_ttl <= config.time_limit:
         problems.append(
@@ -246,14 +265,6 @@ def count_problems(config: Config) -> list[str]:
             "so a task whose worker was lost once is delivered again instead of dead-lettered"
         )
     return problems
-
-
-def shown_url(raw: str) -> str:
-    """A database URL as it may appear in a log line: the password hidden."""
-    try:
-        return make_url(raw).render_as_string(hide_password=True)
-    except ArgumentError:
-        return raw
 
 
 def database_url(raw: str) -> URL:

@@ -13,3 +13,5 @@ BROKER_HEARTBEAT = 120
 COMPLETION_MARKER_TTL = 24 * 3600
 BATCH_SIZE = 500
 TASK_DELIVERY_LIMIT = 5
+#: An ElastiCache or RDS failover takes 30-120 s: a worker started during one waits it out.
+STARTUP_DEPENDENCY_TIMEOUT = 120

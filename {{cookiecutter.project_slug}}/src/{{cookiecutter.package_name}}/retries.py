@@ -37,7 +37,7 @@ def countdown(retries: int, first: float, longest: float) -> float:
     counts whole seconds and refuses a countdown below 1).
     """
     nominal = min(longest, first * 2**retries)
-    return max(1.0, nominal * random.uniform(0.5, 1.0))  # noqa: S311 (spreading, not security)
+    return float(max(1.0, nominal * random.uniform(0.5, 1.0)))  # noqa: S311 (spreading)
 
 
 def shortest_span(max_retries: int, first: float, longest: float) -> float:

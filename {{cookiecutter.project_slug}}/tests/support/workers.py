@@ -119,7 +119,13 @@ class Fleet:
         hostname = f"w{len(self.workers)}-{uuid.uuid4().hex[:8]}@test"
         log = self.log_dir / f"{hostname}.log"
         command = [*deployed_command(), "--hostname", hostname, "--include", PROBE_TASKS, *args]
-        environment = {**self.base_env, **deployed_environment(), **(env or {})}
+        # The worker's ready marker for the health check goes to the test's own directory.
+        environment = {
+            **self.base_env,
+            "TMPDIR": str(self.log_dir),
+            **deployed_environment(),
+            **(env or {}),
+        }
         bin_dir = str(Path(sys.executable).parent)
         environment["PATH"] = bin_dir + os.pathsep + environment.get("PATH", "")
         environment["PYTHONPATH"] = str(PROJECT)
