@@ -101,12 +101,13 @@ def continue_run(task: Any, newsletter: str, run_id: str, after_id: int) -> None
 @app.task(name="send_newsletter_to_user", bind=True)
 def send_newsletter_to_user(self: Any, newsletter: str, user_id: int) -> None:
     """One user's newsletter: the child task of the fan-out."""
+    # Send after the transaction ended: a database failing at commit must not retry a sent mail.
     with db.session() as session:
         user = session.get(User, user_id)
-        if user is None:
-            logger.info("event=newsletter.skipped newsletter=%s user_id=%s", newsletter, user_id)
-            return
-        deliver(newsletter, user)
+    if user is None:
+        logger.info("event=newsletter.skipped newsletter=%s user_id=%s", newsletter, user_id)
+        return
+    deliver(newsletter, user)
 
 
 @app.task(name="send_newsletter_fan_out", bind=True)
