@@ -3,10 +3,17 @@
 The broker-specific part lives in ``broker.py``; the values come from ``config.py``.
 """
 
+import pkgutil
 from typing import Any
 
-from . import broker
+from . import broker, tasks
 from .config import Config
+
+
+def task_modules() -> list[str]:
+    """The modules of the ``tasks`` package, found on disk (Celery imports them)."""
+    found = pkgutil.iter_modules(tasks.__path__)
+    return sorted(f"{tasks.__name__}.{module.name}" for module in found)
 
 
 def celery_settings(config: Config) -> dict[str, Any]:
@@ -65,7 +72,8 @@ def celery_settings(config: Config) -> dict[str, Any]:
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#enable-utc
         "enable_utc": True,
         "timezone": "UTC",
+        # Every module of the tasks package, so a module dropped there is registered.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#imports
-        "imports": [f"{__package__}.tasks.example", f"{__package__}.tasks.newsletter"],
+        "imports": task_modules(),
         **broker.settings(config),
     }

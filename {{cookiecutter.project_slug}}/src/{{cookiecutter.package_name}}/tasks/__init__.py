@@ -1,1 +1,1 @@
-"""The service's tasks; each module is listed in ``settings.celery_settings()['imports']``."""
+"""The service's tasks: every module in this package is registered (``settings.task_modules``)."""
