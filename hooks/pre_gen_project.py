@@ -23,6 +23,17 @@ CHOICES = {
 DEPENDENCY_IMPORT_NAMES = frozenset(
     {
         "_pytest",
+        "_yaml",
+        "cfgv",
+        "distlib",
+        "filelock",
+        "identify",
+        "nodeenv",
+        "platformdirs",
+        "pre_commit",
+        "python_discovery",
+        "virtualenv",
+        "yaml",
         "ast_serialize",
         "alembic",
         "amqp",

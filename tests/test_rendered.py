@@ -7,6 +7,7 @@ README's commands, run in order, in a fresh checkout with the services already r
 
 import ast
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -117,3 +118,36 @@ def test_hook_knows_every_locked_import_name(suite: tuple[str, Path]) -> None:
     installed = set(json.loads(result.stdout)) - {package, "_distutils_hack", "__editable__"}
     installed = {name for name in installed if not name.startswith("__editable__")}
     assert installed - hook_dependency_names() == set()
+
+
+def test_pre_commit_runs_the_ci_lint_steps_offline(suite: tuple[str, Path]) -> None:
+    """The rendered pre-commit hooks are local (nothing fetched) and are the CI's lint steps."""
+    name, project = suite
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
+
+    def tool(command: list[str]) -> list[str]:
+        return [word for word in command[2:] if not word.startswith("-") and word != "."]
+
+    assert sorted(tool(shlex.split(hook["entry"])) for hook in hooks) == sorted(
+        tool(command) for command in ci_lint_commands(project)
+    )
+    if name != "redis-defaults":
+        return
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for command in ([*git, "init", "-q"], [*git, "add", "-A"]):
+        subprocess.run(command, cwd=project, check=True, capture_output=True)
+    # The hooks call `uv`, as a developer's shell finds it.
+    env = {**clean_environment(), "PATH": f"{Path(UV).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [UV, "run", "pre-commit", "run", "--all-files"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    subprocess.run(["rm", "-rf", str(project / ".git")], check=True)
