@@ -5,12 +5,24 @@ message naming the answer, the value given and the rule, and the hook exits 1 so
 removes the half-made project directory.
 """
 
+import importlib.util
 import json
 import keyword
 import re
 import sys
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+
+
+def load_rules():
+    """The rendered package's rules module, loaded from the template (local_extensions.py)."""
+    spec = importlib.util.spec_from_file_location("rules", {{ rules_path | tojson }})
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RULES = load_rules()
 
 CHOICES = {
     "broker": ("rabbitmq", "redis"),
@@ -83,17 +95,6 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
     }
 )
 
-# Fargate task sizes: CPU units -> allowed memory (MiB).
-FARGATE_MEMORY = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4096 + 1, 1024)),
-    1024: tuple(range(2048, 8192 + 1, 1024)),
-    2048: tuple(range(4096, 16384 + 1, 1024)),
-    4096: tuple(range(8192, 30720 + 1, 1024)),
-    8192: tuple(range(16384, 61440 + 1, 4096)),
-    16384: tuple(range(32768, 122880 + 1, 8192)),
-}
-
 SLUG = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -110,11 +111,6 @@ def whole_number(answers, name, problems):
         problems.append(f"{name} = {value!r}: must be a whole number")
         return None
     return int(text)
-
-
-def shutdown_reserve(stop_timeout):
-    """Seconds kept free after the soft shutdown for cancel, requeue and disconnect."""
-    return min(15.0, stop_timeout / 2)
 
 
 def check(answers):
@@ -169,23 +165,18 @@ def check(answers):
 
     cpu = whole_number(answers, "ecs_cpu", problems)
     memory = whole_number(answers, "ecs_memory", problems)
-    if cpu is not None and cpu not in FARGATE_MEMORY:
-        sizes = ", ".join(str(size) for size in FARGATE_MEMORY)
-        problems.append(f"ecs_cpu = {answers['ecs_cpu']!r}: must be a Fargate CPU size ({sizes})")
-    elif cpu is not None and memory is not None and memory not in FARGATE_MEMORY[cpu]:
-        allowed = FARGATE_MEMORY[cpu]
-        step = allowed[1] - allowed[0]
-        problems.append(
-            f"ecs_memory = {answers['ecs_memory']!r}: with ecs_cpu {cpu} Fargate allows "
-            f"{allowed[0]}-{allowed[-1]} MiB in steps of {step}"
-        )
+    if cpu is not None and cpu not in RULES.FARGATE_MEMORY:
+        rule = RULES.fargate_memory_rule(cpu, 0, 'ecs_cpu')
+        problems.append(f"ecs_cpu = {answers['ecs_cpu']!r}: {rule}")
+    elif cpu is not None and memory is not None:
+        rule = RULES.fargate_memory_rule(cpu, memory, 'ecs_cpu')
+        if rule:
+            problems.append(f"ecs_memory = {answers['ecs_memory']!r}: {rule}")
 
     stop = whole_number(answers, "ecs_stop_timeout", problems)
-    if stop is not None and not 2 <= stop <= 120:
-        problems.append(
-            f"ecs_stop_timeout = {answers['ecs_stop_timeout']!r}: must be 2-120 seconds "
-            "(Fargate's stopTimeout range)"
-        )
+    if stop is not None and RULES.stop_timeout_rule(stop):
+        rule = RULES.stop_timeout_rule(stop)
+        problems.append(f"ecs_stop_timeout = {answers['ecs_stop_timeout']!r}: {rule}")
         stop = None
 
     concurrency = whole_number(answers, "worker_concurrency", problems)
@@ -196,23 +187,14 @@ def check(answers):
 
     soft = whole_number(answers, "task_soft_time_limit", problems)
     hard = whole_number(answers, "task_time_limit", problems)
-    if soft is not None and soft < 1:
-        problems.append(
-            f"task_soft_time_limit = {answers['task_soft_time_limit']!r}: must be at least 1"
-        )
-    if soft is not None and hard is not None and soft >= hard:
-        problems.append(
-            f"task_soft_time_limit = {answers['task_soft_time_limit']!r}: must be below "
-            f"task_time_limit ({hard}) so the task can clean up before it is killed"
-        )
+    if soft is not None and hard is not None:
+        rule = RULES.soft_time_limit_rule(soft, hard, f"task_time_limit ({hard})")
+        if rule:
+            problems.append(f"task_soft_time_limit = {answers['task_soft_time_limit']!r}: {rule}")
     if hard is not None and stop is not None:
-        window = stop - shutdown_reserve(stop)
-        if hard > window:
-            problems.append(
-                f"task_time_limit = {answers['task_time_limit']!r}: must fit the shutdown window "
-                f"of {window:g} s (ecs_stop_timeout {stop} minus min(15, {stop}/2) s for requeue "
-                "and disconnect), so a running task always finishes before SIGKILL"
-            )
+        rule = RULES.time_limit_rule(hard, stop, f"ecs_stop_timeout {stop}")
+        if rule:
+            problems.append(f"task_time_limit = {answers['task_time_limit']!r}: {rule}")
     return problems
 
 

@@ -13,7 +13,7 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 CHOICES = {
     name: values
     for name, values in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
-    if isinstance(values, list)
+    if isinstance(values, list) and not name.startswith("_")
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from cookiecutter.exceptions import FailedHookException
 
 from .conftest import bake
+from .test_rendered import run
 
 REJECTED = [
     pytest.param(
@@ -164,3 +165,65 @@ def test_post_hook_prints_the_next_commands(
         "  uv sync --locked",
         "  uv run pytest",
     ]
+
+
+#: Answers that the hook and the rendered service judge with the one rules module (rules.py):
+#: (ecs_stop_timeout, task_soft_time_limit, task_time_limit, ecs_cpu, ecs_memory).
+SHARED_RULE_CASES = [
+    ("120", "75", "90", "1024", "2048"),
+    ("120", "100", "105", "256", "2048"),
+    ("120", "100", "106", "1024", "2048"),
+    ("30", "10", "15", "512", "4096"),
+    ("30", "10", "16", "512", "4096"),
+    ("2", "1", "1", "1024", "2048"),
+    ("3", "1", "2", "1024", "2048"),
+    ("121", "10", "20", "1024", "2048"),
+    ("60", "40", "40", "1024", "2048"),
+    ("120", "75", "90", "256", "1536"),
+    ("120", "75", "90", "512", "5120"),
+    ("120", "75", "90", "16384", "122880"),
+    ("120", "75", "90", "300", "2048"),
+]
+
+RENDERED_VERDICTS = """
+import json, sys
+from {package} import config, rules
+verdicts = []
+for stop, soft, hard, cpu, memory in json.loads(sys.argv[1]):
+    env = {{"ECS_STOP_TIMEOUT": stop, "TASK_SOFT_TIME_LIMIT": soft, "TASK_TIME_LIMIT": hard}}
+    try:
+        config.from_env(env)
+        accepted = True
+    except config.ConfigError:
+        accepted = False
+    verdicts.append(accepted and rules.fargate_memory_rule(int(cpu), int(memory), "cpu") is None)
+print(json.dumps(verdicts))
+"""
+
+
+def test_hook_and_rendered_service_agree_on_the_shared_rules(tmp_path: Path) -> None:
+    hook_verdicts = []
+    for index, (stop, soft, hard, cpu, memory) in enumerate(SHARED_RULE_CASES):
+        answers = {
+            "ecs_stop_timeout": stop,
+            "task_soft_time_limit": soft,
+            "task_time_limit": hard,
+            "ecs_cpu": cpu,
+            "ecs_memory": memory,
+        }
+        try:
+            bake(tmp_path / str(index), answers)
+            hook_verdicts.append(True)
+        except FailedHookException:
+            hook_verdicts.append(False)
+    project = bake(tmp_path / "rendered", {})
+    script = RENDERED_VERDICTS.format(package="newsletter_worker")
+    result = run(
+        ["uv", "run", "--locked", "python", "-c", script, json.dumps(SHARED_RULE_CASES)],
+        project,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == hook_verdicts
+    assert True in hook_verdicts
+    assert False in hook_verdicts

@@ -30,7 +30,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.model import ServiceModel
 from botocore.validate import validate_parameters
 
-from {{ cookiecutter.package_name }} import config, defaults
+from {{ cookiecutter.package_name }} import config, defaults, rules
 
 from .support.workers import PROJECT, kill_group, wait_for
 
@@ -40,16 +40,6 @@ HADOLINT = Path(sys.executable).parent / "hadolint"
 #: The package whose Celery app the container runs.
 PACKAGE = defaults.__name__.rpartition(".")[0]
 
-#: Fargate task sizes: CPU units -> the memory sizes (MiB) allowed with them.
-FARGATE_MEMORY = {
-    256: range(512, 2048 + 1, 512),
-    512: range(1024, 4096 + 1, 1024),
-    1024: range(2048, 8192 + 1, 1024),
-    2048: range(4096, 16384 + 1, 1024),
-    4096: range(8192, 30720 + 1, 1024),
-    8192: range(16384, 61440 + 1, 4096),
-    16384: range(32768, 122880 + 1, 8192),
-}
 #: ECS's limits for a container health check, in seconds (retries: attempts).
 HEALTH_CHECK_RANGES = {
     "interval": (5, 300),
@@ -208,17 +198,12 @@ def check_fargate_task(artifacts: Artifacts) -> list[str]:
     if definition.get("networkMode") != "awsvpc":
         problems.append(f"networkMode={definition.get('networkMode')!r}: Fargate needs awsvpc")
     cpu, memory = definition.get("cpu"), definition.get("memory")
-    if not (isinstance(cpu, str) and cpu.isdigit() and int(cpu) in FARGATE_MEMORY):
-        sizes = ", ".join(map(str, FARGATE_MEMORY))
-        problems.append(f"cpu={cpu!r}: must be a string holding a Fargate CPU size ({sizes})")
-    elif not (
-        isinstance(memory, str) and memory.isdigit() and int(memory) in FARGATE_MEMORY[int(cpu)]
-    ):
-        allowed = FARGATE_MEMORY[int(cpu)]
-        problems.append(
-            f"memory={memory!r}: with cpu {cpu} Fargate allows {allowed.start}-{allowed.stop - 1} "
-            f"MiB in steps of {allowed.step}, as a string"
-        )
+    if not all(isinstance(value, str) and value.isdigit() for value in (cpu, memory)):
+        problems.append(f"cpu={cpu!r}, memory={memory!r}: Fargate needs both as strings of digits")
+    elif int(cpu) not in rules.FARGATE_MEMORY:
+        problems.append(f"cpu={cpu!r}: {rules.fargate_memory_rule(int(cpu), 0, 'cpu')}")
+    elif rule := rules.fargate_memory_rule(int(cpu), int(memory), "cpu"):
+        problems.append(f"memory={memory!r}: {rule}")
     return problems
 
 
@@ -227,8 +212,10 @@ def check_stop_timeout(artifacts: Artifacts) -> list[str]:
     stop_timeout = artifacts.container.get("stopTimeout")
     env = artifacts.environment.get("ECS_STOP_TIMEOUT")
     problems = []
-    if not (isinstance(stop_timeout, int) and 2 <= stop_timeout <= 120):
-        problems.append(f"stopTimeout={stop_timeout!r}: must be 2-120 seconds on Fargate")
+    if not isinstance(stop_timeout, int):
+        problems.append(f"stopTimeout={stop_timeout!r}: must be a whole number of seconds")
+    elif rule := rules.stop_timeout_rule(stop_timeout):
+        problems.append(f"stopTimeout={stop_timeout!r}: {rule}")
     if env != str(stop_timeout):
         problems.append(
             f"environment ECS_STOP_TIMEOUT={env!r}: must equal stopTimeout={stop_timeout!r}, "

@@ -14,11 +14,9 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from . import broker, defaults
+from . import broker, defaults, rules
 from .refusal import shown_url
 
-#: ECS (Fargate) accepts a container stopTimeout of 2..120 seconds.
-STOP_TIMEOUT_RANGE = (2, 120)
 #: Seconds of the Redis visibility timeout beyond the longest time a message may be held.
 VISIBILITY_MARGIN = 60
 #: A message may be delivered once more after its worker was lost before it is dead-lettered.
@@ -40,11 +38,6 @@ class ConfigError(RuntimeError):
         self.problems = problems
         lines = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(f"refusing to start, the configuration is inconsistent:\n{lines}")
-
-
-def shutdown_reserve(stop_timeout: float) -> float:
-    """Seconds kept free at the end of the stop window for cancel, requeue and disconnect."""
-    return min(15.0, stop_timeout / 2)
 
 
 def default_lock_ttl(time_limit: float) -> float:
@@ -90,7 +83,7 @@ class Config:
     @property
     def shutdown_window(self) -> float:
         """Longest soft shutdown that still leaves the reserve before SIGKILL."""
-        return self.stop_timeout - shutdown_reserve(self.stop_timeout)
+        return rules.shutdown_window(self.stop_timeout)
 
     @property
     def lock_wait_limit(self) -> float:
@@ -148,7 +141,7 @@ def from_env(env: Mapping[str, str]) -> Config:
         soft_shutdown_timeout=_number(
             env,
             "WORKER_SOFT_SHUTDOWN_TIMEOUT",
-            stop_timeout - shutdown_reserve(stop_timeout),
+            rules.shutdown_window(stop_timeout),
             problems,
         ),
         soft_time_limit=_number(
@@ -187,26 +180,22 @@ def from_env(env: Mapping[str, str]) -> Config:
 def check(config: Config) -> list[str]:
     """Return one line per broken rule, each naming the setting, its value and the rule."""
     problems = []
-    low, high = STOP_TIMEOUT_RANGE
-    if not low <= config.stop_timeout <= high:
-        problems.append(
-            f"ECS_STOP_TIMEOUT={config.stop_timeout:g}: must be {low}-{high} seconds "
-            "(the stopTimeout range ECS accepts)"
-        )
-    if config.soft_time_limit <= 0:
-        problems.append(f"TASK_SOFT_TIME_LIMIT={config.soft_time_limit:g}: must be above 0")
-    if config.soft_time_limit >= config.time_limit:
-        problems.append(
-            f"TASK_SOFT_TIME_LIMIT={config.soft_time_limit:g}: must be below "
-            f"TASK_TIME_LIMIT={config.time_limit:g}, or the task never gets the chance to clean up"
-        )
-    if config.time_limit > config.shutdown_window:
-        problems.append(
-            f"TASK_TIME_LIMIT={config.time_limit:g}: must fit the shutdown window of "
-            f"{config.shutdown_window:g} s (ECS_STOP_TIMEOUT={config.stop_timeout:g} minus "
-            f"{shutdown_reserve(config.stop_timeout):g} s for requeue and disconnect), so a task "
-            "never outlives the stop window"
-        )
+    stop = f"ECS_STOP_TIMEOUT={config.stop_timeout:g}"
+    for shown, rule in (
+        (stop, rules.stop_timeout_rule(config.stop_timeout)),
+        (
+            f"TASK_SOFT_TIME_LIMIT={config.soft_time_limit:g}",
+            rules.soft_time_limit_rule(
+                config.soft_time_limit, config.time_limit, f"TASK_TIME_LIMIT={config.time_limit:g}"
+            ),
+        ),
+        (
+            f"TASK_TIME_LIMIT={config.time_limit:g}",
+            rules.time_limit_rule(config.time_limit, config.stop_timeout, stop),
+        ),
+    ):
+        if rule:
+            problems.append(f"{shown}: {rule}")
     if not 0 <= config.soft_shutdown_timeout <= config.shutdown_window:
         problems.append(
             f"WORKER_SOFT_SHUTDOWN_TIMEOUT={config.soft_shutdown_timeout:g}: must be 0-"
