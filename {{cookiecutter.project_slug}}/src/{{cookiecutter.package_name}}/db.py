@@ -1,9 +1,4 @@
-"""The database: one engine per process, made after the fork, and one session per task.
-
-A connection pool must not cross a fork: a pool process that used its parent's sockets would
-interleave its queries with the parent's. ``sessions()`` makes the engine on first use in each
-process; before a fork the parent's pool is closed, and a child drops the engine it inherited
-without touching the parent's connections (SQLAlchemy's ``dispose(close=False)``).
+"""The database: one engine per process (``per_process.py``), one session per task.
 
 Usage, one session and one transaction per task::
 
@@ -11,7 +6,6 @@ Usage, one session and one transaction per task::
         user = session.get(User, user_id)
 """
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,11 +13,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import config
-
-_engine: Engine | None = None
-_sessions: sessionmaker[Session] | None = None
-_pid: int | None = None
-
+from .per_process import PerProcess
 
 #: Seconds to wait for a PostgreSQL connection: a failed-over database fails fast, and the task
 #: retries (``retries.TRANSIENT_ERRORS``) instead of hanging to its time limit.
@@ -37,14 +27,22 @@ def create(raw_url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=timeout)
 
 
+def _sessions() -> sessionmaker[Session]:
+    return sessionmaker(create(config.current().database_url), expire_on_commit=False)
+
+
+def _forget(factory: sessionmaker[Session]) -> None:
+    """In a forked child: drop the parent's pool without closing its connections."""
+    engine = factory.kw["bind"]
+    engine.dispose(close=False)
+
+
+_factory = PerProcess(_sessions, _forget)
+
+
 def sessions() -> sessionmaker[Session]:
     """This process's session factory, bound to its engine for ``DATABASE_URL``."""
-    global _engine, _sessions, _pid  # noqa: PLW0603
-    if _sessions is None or _pid != os.getpid():
-        _engine = create(config.current().database_url)
-        _sessions = sessionmaker(_engine, expire_on_commit=False)
-        _pid = os.getpid()
-    return _sessions
+    return _factory.get()
 
 
 @contextmanager
@@ -52,18 +50,3 @@ def session() -> Iterator[Session]:
     """A session and its transaction for one task: committed at the end, rolled back on error."""
     with sessions().begin() as current:
         yield current
-
-
-def _close_before_fork() -> None:
-    if _engine is not None and _pid == os.getpid():
-        _engine.dispose()
-
-
-def _forget_after_fork() -> None:
-    global _engine, _sessions  # noqa: PLW0603
-    if _engine is not None:
-        _engine.dispose(close=False)
-    _engine = _sessions = None
-
-
-os.register_at_fork(before=_close_before_fork, after_in_child=_forget_after_fork)

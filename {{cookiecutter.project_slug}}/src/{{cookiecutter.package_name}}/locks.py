@@ -16,7 +16,7 @@ Usage::
     def sync_user(self, user_id): ...
 
 When the lock is held elsewhere the task raises ``LockHeld``; the base task answers with a retry
-after a countdown that does not count against ``max_retries`` (see ``BaseTask.retry_later``).
+after a countdown that does not count against ``max_retries`` (``BaseTask.retry_when_free``).
 """
 
 import functools
