@@ -34,7 +34,7 @@ def celery_app() -> Iterator[object]:
         channel = connection.default_channel
         # RabbitMQ deletes a queue that was never declared without complaint, but refuses to
         # purge it; on Redis a queue is just a list.
-        if app.conf.broker_url.startswith("amqp"):
+        if broker.NAME == "rabbitmq":
             channel.queue_delete(QUEUE)
             channel.queue_delete(broker.dead_letter_queue_name(QUEUE))
         else:

@@ -4,6 +4,8 @@ from typing import Any
 
 from kombu import Connection
 
+from {{ cookiecutter.package_name }} import broker
+
 
 def redeliver_unacknowledged(app: Any) -> None:
     """Hand the messages of a killed worker back to the queue.
@@ -12,8 +14,7 @@ def redeliver_unacknowledged(app: Any) -> None:
     once its visibility timeout has passed (minutes); this does the same restore now, through
     kombu's own code, with a visibility timeout of zero.
     """
-    url = app.conf.broker_url
-    if not url.startswith("redis"):
+    if broker.NAME != "redis":
         return
-    with Connection(url, transport_options={"visibility_timeout": 0}) as connection:
+    with Connection(app.conf.broker_url, transport_options={"visibility_timeout": 0}) as connection:
         connection.default_channel.qos.restore_visible(num=1000)
