@@ -36,6 +36,7 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
     {
         "_pytest",
         "_yaml",
+        "annotated_types",
         "cfgv",
         "distlib",
         "filelock",
@@ -43,7 +44,10 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "nodeenv",
         "platformdirs",
         "pre_commit",
+        "pydantic",
+        "pydantic_core",
         "python_discovery",
+        "typing_inspection",
         "virtualenv",
         "yaml",
         "ast_serialize",

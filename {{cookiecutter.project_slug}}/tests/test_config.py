@@ -57,6 +57,16 @@ RULES = [
         "TASK_TIME_LIMIT='ninety': must be a number",
         id="not-a-number",
     ),
+    pytest.param(
+        {"TASK_TIME_LIMIT": "nan"},
+        "TASK_TIME_LIMIT='nan': must be a finite number",
+        id="not-finite",
+    ),
+    pytest.param(
+        {"WORKER_CONCURRENCY": "2.5"},
+        "WORKER_CONCURRENCY='2.5': must be a whole number",
+        id="not-whole",
+    ),
 ]
 if broker.NAME == "redis":
     RULES.append(

@@ -6,11 +6,10 @@ inconsistent configuration refuses to start and names the setting, its value and
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
-from typing import TypeVar
 from urllib.parse import urlsplit
 
+from pydantic import ConfigDict, Field, ValidationError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -40,45 +39,46 @@ class ConfigError(RuntimeError):
         super().__init__(f"refusing to start, the configuration is inconsistent:\n{lines}")
 
 
-def default_lock_ttl(time_limit: float) -> float:
-    """A third of the hard time limit, 2-30 s: short, so a dead worker's lock frees quickly."""
-    return max(2.0, min(30.0, time_limit / 3))
+class Config(broker.BrokerSettings):
+    """Every setting of the service; each field's alias is its environment variable."""
 
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
-@dataclass(frozen=True)
-class Config:
-    broker_url: str
+    broker_url: str = Field(broker.DEFAULT_URL, alias="CELERY_BROKER_URL")
     #: Queue the tasks are published to and the worker consumes.
-    default_queue: str
+    default_queue: str = Field("celery", alias="TASK_DEFAULT_QUEUE")
     #: Empty: results are not stored.
-    result_backend: str
-    redis_url: str
-    database_url: str
+    result_backend: str = Field("", alias="CELERY_RESULT_BACKEND")
+    redis_url: str = Field(defaults.REDIS_URL, alias="REDIS_URL")
+    database_url: str = Field(defaults.DATABASE_URL, alias="DATABASE_URL")
     #: Seconds ECS waits between SIGTERM and SIGKILL; must equal the task definition's stopTimeout.
-    stop_timeout: float
-    soft_shutdown_timeout: float
-    soft_time_limit: float
-    time_limit: float
-    concurrency: int
-    max_retries: int
+    stop_timeout: float = Field(defaults.ECS_STOP_TIMEOUT, alias="ECS_STOP_TIMEOUT")
+    #: Unset: the whole shutdown window (``soft_shutdown_timeout``).
+    soft_shutdown_setting: float | None = Field(None, alias="WORKER_SOFT_SHUTDOWN_TIMEOUT")
+    soft_time_limit: float = Field(defaults.TASK_SOFT_TIME_LIMIT, alias="TASK_SOFT_TIME_LIMIT")
+    time_limit: float = Field(defaults.TASK_TIME_LIMIT, alias="TASK_TIME_LIMIT")
+    concurrency: int = Field(defaults.WORKER_CONCURRENCY, alias="WORKER_CONCURRENCY")
+    max_retries: int = Field(defaults.TASK_MAX_RETRIES, alias="TASK_MAX_RETRIES")
     #: Seconds before the first retry of a transient error; each further one doubles it.
-    retry_first_countdown: float
-    retry_backoff_max: int
-    #: Redis only: seconds before an unacknowledged message is given to another worker.
-    visibility_timeout: float
-    #: RabbitMQ only: AMQP heartbeat in seconds.
-    broker_heartbeat: float
-    #: Seconds a task lock outlives a dead worker (a live one keeps extending it).
-    lock_ttl: float
+    retry_first_countdown: float = Field(
+        defaults.TASK_RETRY_FIRST_COUNTDOWN, alias="TASK_RETRY_FIRST_COUNTDOWN"
+    )
+    retry_backoff_max: int = Field(defaults.TASK_RETRY_BACKOFF_MAX, alias="TASK_RETRY_BACKOFF_MAX")
+    #: Unset: derived from the hard time limit (``lock_ttl``).
+    lock_ttl_setting: float | None = Field(None, alias="LOCK_TTL")
     #: Seconds a completion marker is kept: longer than any redelivery window.
-    completion_marker_ttl: float
+    completion_marker_ttl: float = Field(
+        defaults.COMPLETION_MARKER_TTL, alias="COMPLETION_MARKER_TTL"
+    )
     #: Rows a batching task handles before it hands the rest to its continuation.
-    batch_size: int
+    batch_size: int = Field(defaults.BATCH_SIZE, alias="BATCH_SIZE")
     #: Deliveries of one message that may end without the task finishing (the worker died, was
-    #: killed or stopped); the next one goes to the dead-letter queue instead of a worker.
-    delivery_limit: int
+    #: killed or stopped); the next one goes to the dead-letter store instead of a worker.
+    delivery_limit: int = Field(defaults.TASK_DELIVERY_LIMIT, alias="TASK_DELIVERY_LIMIT")
     #: Seconds a starting worker waits for Redis and the database before it refuses to start.
-    startup_dependency_timeout: float
+    startup_dependency_timeout: float = Field(
+        defaults.STARTUP_DEPENDENCY_TIMEOUT, alias="STARTUP_DEPENDENCY_TIMEOUT"
+    )
 
     @property
     def shutdown_window(self) -> float:
@@ -86,11 +86,22 @@ class Config:
         return rules.shutdown_window(self.stop_timeout)
 
     @property
-    def lock_wait_limit(self) -> float:
-        """Longest a task may wait for a lock before the wait counts as a failure.
+    def soft_shutdown_timeout(self) -> float:
+        """Seconds running tasks get after SIGTERM: by default the whole shutdown window."""
+        given = self.soft_shutdown_setting
+        return self.shutdown_window if given is None else given
 
-        A live holder finishes (or meets its hard time limit) within ``time_limit``; a dead
-        holder's lock expires within ``lock_ttl``.
+    @property
+    def lock_ttl(self) -> float:
+        """Seconds a dead worker's lock lives on: by default a third of the hard limit, 2-30 s."""
+        given = self.lock_ttl_setting
+        return max(2.0, min(30.0, self.time_limit / 3)) if given is None else given
+
+    @property
+    def lock_wait_limit(self) -> float:
+        """Longest a task waits for a lock before the wait counts as a failure.
+
+        A live holder ends within ``time_limit``; a dead holder's lock expires within ``lock_ttl``.
         """
         return self.time_limit + 2 * self.lock_ttl
 
@@ -100,77 +111,32 @@ class Config:
         return self.time_limit + self.retry_backoff_max + VISIBILITY_MARGIN
 
 
-N = TypeVar("N", int, float)
-
-
-def _parse(env: Mapping[str, str], name: str, default: N, problems: list[str], kind: type[N]) -> N:
-    """``env[name]`` as ``kind``; the default when unset; a problem when it does not parse."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        problems.append(f"{name}={raw!r}: must be a {'whole ' if kind is int else ''}number")
-        return default
-
-
-def _number(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
-    return _parse(env, name, default, problems, float)
-
-
-def _integer(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
-    return _parse(env, name, default, problems, int)
+#: The rule a value that does not parse breaks, by pydantic's error type.
+PARSE_RULES = {
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+}
 
 
 def from_env(env: Mapping[str, str]) -> Config:
-    """Build the configuration from ``env``; raise ConfigError listing every broken rule."""
+    """Build the configuration from ``env``; raise ConfigError listing every broken rule.
+
+    A value that does not parse is a problem and its default stands in, so the rules still run
+    and every problem is reported at once.
+    """
+    given = {name: value for name, value in env.items() if value != ""}
     problems: list[str] = []
-    stop_timeout = _number(env, "ECS_STOP_TIMEOUT", defaults.ECS_STOP_TIMEOUT, problems)
-    time_limit = _number(env, "TASK_TIME_LIMIT", defaults.TASK_TIME_LIMIT, problems)
-    retry_backoff_max = _integer(
-        env, "TASK_RETRY_BACKOFF_MAX", defaults.TASK_RETRY_BACKOFF_MAX, problems
-    )
-    config = Config(
-        broker_url=env.get("CELERY_BROKER_URL") or broker.DEFAULT_URL,
-        default_queue=env.get("TASK_DEFAULT_QUEUE") or "celery",
-        result_backend=env.get("CELERY_RESULT_BACKEND", ""),
-        redis_url=env.get("REDIS_URL") or defaults.REDIS_URL,
-        database_url=env.get("DATABASE_URL") or defaults.DATABASE_URL,
-        stop_timeout=stop_timeout,
-        soft_shutdown_timeout=_number(
-            env,
-            "WORKER_SOFT_SHUTDOWN_TIMEOUT",
-            rules.shutdown_window(stop_timeout),
-            problems,
-        ),
-        soft_time_limit=_number(
-            env, "TASK_SOFT_TIME_LIMIT", defaults.TASK_SOFT_TIME_LIMIT, problems
-        ),
-        time_limit=time_limit,
-        concurrency=_integer(env, "WORKER_CONCURRENCY", defaults.WORKER_CONCURRENCY, problems),
-        max_retries=_integer(env, "TASK_MAX_RETRIES", defaults.TASK_MAX_RETRIES, problems),
-        retry_first_countdown=_number(
-            env, "TASK_RETRY_FIRST_COUNTDOWN", defaults.TASK_RETRY_FIRST_COUNTDOWN, problems
-        ),
-        retry_backoff_max=retry_backoff_max,
-        visibility_timeout=_number(
-            env,
-            "BROKER_VISIBILITY_TIMEOUT",
-            time_limit + retry_backoff_max + VISIBILITY_MARGIN,
-            problems,
-        ),
-        broker_heartbeat=_number(env, "BROKER_HEARTBEAT", defaults.BROKER_HEARTBEAT, problems),
-        lock_ttl=_number(env, "LOCK_TTL", default_lock_ttl(time_limit), problems),
-        completion_marker_ttl=_number(
-            env, "COMPLETION_MARKER_TTL", defaults.COMPLETION_MARKER_TTL, problems
-        ),
-        batch_size=_integer(env, "BATCH_SIZE", defaults.BATCH_SIZE, problems),
-        delivery_limit=_integer(env, "TASK_DELIVERY_LIMIT", defaults.TASK_DELIVERY_LIMIT, problems),
-        startup_dependency_timeout=_number(
-            env, "STARTUP_DEPENDENCY_TIMEOUT", defaults.STARTUP_DEPENDENCY_TIMEOUT, problems
-        ),
-    )
+    try:
+        config = Config.model_validate(given)
+    except ValidationError as error:
+        unparsed = {str(item["loc"][0]): item for item in error.errors()}
+        problems = [
+            f"{name}={item['input']!r}: {PARSE_RULES.get(item['type'], item['msg'])}"
+            for name, item in unparsed.items()
+        ]
+        config = Config.model_validate({k: v for k, v in given.items() if k not in unparsed})
     problems += check(config)
     if problems:
         raise ConfigError(problems)
