@@ -7,15 +7,17 @@ and environment, plus short retry countdowns). Every scenario makes sense for ev
 - ``redis``: 200 tasks of 0.1-0.5 s, each recording its run in a private Redis (AOF, fsync always,
   so the ledger survives) and touching it every 20 ms; that Redis (the service's REDIS_URL) is
   killed for 15 s once a quarter of the tasks completed, then restarted.
-- ``database``: the same load, each task reading a row of a private PostgreSQL cluster halfway
-  through; the cluster is stopped (``-m immediate``) for 15 s, then started again.
+- ``database``: the same load, each task first reading a row of a private PostgreSQL cluster
+  (and recording its run in Redis); the cluster is stopped (``-m immediate``) for 15 s, then
+  started again.
 - ``bad-messages``: four messages published raw with kombu (malformed JSON, a pickle body, an
   unknown task name, no Celery headers), then a good task behind them.
 
 Prints, per scenario, broker and variant: tasks lost (never completed and not in the dead-letter
 store), dead-lettered (with reasons, from ``python -m <pkg>.dead_letters list``), duplicated
-(completed more than once), runs cut short by the fault, and seconds from the end of the fault
-until the last task completed or was dead-lettered. Defaults and article declare no dead-letter
+(completed more than once), recorded runs cut short by the fault (an attempt while the ledger
+Redis is down cannot record itself), and seconds from the end of the fault until the last task
+completed or was dead-lettered. Defaults and article declare no dead-letter
 exchange (and Redis has none): for them lost = not completed. A run ends when every task is
 accounted for, or once nothing changed for QUIET s (longer than any countdown of the variant);
 what is missing then is lost.
