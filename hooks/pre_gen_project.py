@@ -16,7 +16,8 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 def load_rules():
     """The rendered package's rules module, loaded from the template (local_extensions.py)."""
-    spec = importlib.util.spec_from_file_location("rules", {{ rules_path | tojson }})
+    path = json.loads(r"""{{ rules_path | tojson }}""")
+    spec = importlib.util.spec_from_file_location("rules", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
