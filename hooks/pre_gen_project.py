@@ -16,7 +16,7 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 def load_rules():
     """The rendered package's rules module, loaded from the template (local_extensions.py)."""
-    path = json.loads(r"""{{ rules_path | tojson }}""")
+    path = json.loads(r"""[{{ rules_path | tojson }}]""")[0]
     spec = importlib.util.spec_from_file_location("rules", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -172,10 +172,10 @@ def check(answers):
     cpu = whole_number(answers, "ecs_cpu", problems)
     memory = whole_number(answers, "ecs_memory", problems)
     if cpu is not None and cpu not in RULES.FARGATE_MEMORY:
-        rule = RULES.fargate_memory_rule(cpu, 0, 'ecs_cpu')
+        rule = RULES.fargate_memory_rule(cpu, 0, "ecs_cpu")
         problems.append(f"ecs_cpu = {answers['ecs_cpu']!r}: {rule}")
     elif cpu is not None and memory is not None:
-        rule = RULES.fargate_memory_rule(cpu, memory, 'ecs_cpu')
+        rule = RULES.fargate_memory_rule(cpu, memory, "ecs_cpu")
         if rule:
             problems.append(f"ecs_memory = {answers['ecs_memory']!r}: {rule}")
 
