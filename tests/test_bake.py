@@ -130,3 +130,14 @@ def test_image_context_holds_what_the_dockerfile_copies(choice_project: Path) ->
         path = Path(source.rstrip("/"))
         assert str(path) in allowed or any(str(parent) in allowed for parent in path.parents)
         assert (choice_project / path).exists()
+
+
+def test_template_sources_lint_clean() -> None:
+    """The template's own Python (hooks, extension, tests, benchmarks) passes ruff too."""
+    template = Path(__file__).resolve().parents[1]
+    sources = ["hooks", "local_extensions.py", "tests", "benchmarks"]
+    for command in ([RUFF, "check", "--no-cache"], [RUFF, "format", "--check", "--no-cache"]):
+        result = subprocess.run(
+            [*command, *sources], cwd=template, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
