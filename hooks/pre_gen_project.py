@@ -88,6 +88,7 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "ruff",
         "six",
         "sqlalchemy",
+        "structlog",
         "typing_extensions",
         "tzdata",
         "tzlocal",

@@ -25,12 +25,7 @@ ENV = {
 
 def skipped(fleet: Fleet, task_id: str) -> bool:
     """Whether a worker acknowledged a delivery of ``task_id`` without running it."""
-    return any(
-        f"event=task.skipped task={name}" in line and task_id in line
-        for worker in fleet.workers
-        for line in worker.output().splitlines()
-        for name in ("probe.locked_work", "probe.work")
-    )
+    return any(worker.events("task.skipped", task_id=task_id) for worker in fleet.workers)
 
 
 @pytest.mark.slow
@@ -74,8 +69,7 @@ def test_lock_held_elsewhere_waits_without_using_up_retries(
         fleet.app.send_task("probe.locked_by_item", args=[item, 0.1])
 
         def waited_twice() -> bool:
-            output = "".join(worker.output() for worker in fleet.workers)
-            return output.count("event=task.lock_held") >= 2
+            return sum(len(worker.events("task.lock_held")) for worker in fleet.workers) >= 2
 
         wait_for(waited_twice, 30, "the task to find the lock held twice")
         assert runs_of(redis_client, item) == []

@@ -9,6 +9,7 @@ marker missing as if the worker died before writing it.
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -51,8 +52,8 @@ def completed(redis_client: redis.Redis, task_id: str) -> bool:
     return bool(redis_client.exists(completion.PREFIX + task_id))
 
 
-def log_count(fleet: Fleet, text: str) -> int:
-    return sum(worker.output().count(text) for worker in fleet.workers)
+def log_count(fleet: Fleet, event: str, **fields: Any) -> int:
+    return sum(len(worker.events(event, **fields)) for worker in fleet.workers)
 
 
 def redeliver(fleet: Fleet, redis_client: redis.Redis, name: str, args: list, task_id: str) -> None:
@@ -63,12 +64,10 @@ def redeliver(fleet: Fleet, redis_client: redis.Redis, name: str, args: list, ta
 
 def fanned_out(fleet: Fleet, run: str) -> list[int]:
     """How many children each completed fan-out step of ``run`` published, in order."""
-    marker = "event=newsletter.fanned_out "
     return [
-        int(line.rpartition("published=")[2])
+        int(record["published"])
         for worker in fleet.workers
-        for line in worker.output().splitlines()
-        if marker in line and f"run={run} " in line
+        for record in worker.events("newsletter.fanned_out", run=run)
     ]
 
 
@@ -87,7 +86,7 @@ def test_fan_out_sends_once_per_user_and_a_redelivery_adds_no_child(
     wait_for(lambda: len(fanned_out(fleet, run)) == 2, 30, "the redelivered fan-out to end")
     assert fanned_out(fleet, run) == [1000, 0]
     assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 1001)}
-    assert log_count(fleet, "event=task.started task=send_newsletter_to_user") == 1000
+    assert log_count(fleet, "task.started", task="send_newsletter_to_user") == 1000
 
 
 def test_fan_out_redelivered_without_its_progress_publishes_ids_already_done(
@@ -105,8 +104,11 @@ def test_fan_out_redelivered_without_its_progress_publishes_ids_already_done(
         # the same 200 child ids again, and their completion markers skip every one.
         redis_client.delete(f"progress:{run}")
         redeliver(fleet, redis_client, FAN_OUT, [newsletter], run)
-        skipped = "event=task.skipped task=send_newsletter_to_user"
-        wait_for(lambda: log_count(fleet, skipped) == 200, 60, "200 skipped children")
+        wait_for(
+            lambda: log_count(fleet, "task.skipped", task="send_newsletter_to_user") == 200,
+            60,
+            "200 skipped children",
+        )
     assert fanned_out(fleet, run) == [200, 200]
     assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 201)}
 
@@ -151,7 +153,7 @@ def test_batching_sends_once_per_user_when_a_batch_is_redelivered_mid_chain(
     ]
     assert all(completed(redis_client, step) for step in [*steps, last])
     assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 1051)}
-    assert log_count(fleet, "event=newsletter.sent") == 1050
+    assert log_count(fleet, "newsletter.sent") == 1050
 
 
 def test_locked_single_task_sends_once_per_user(

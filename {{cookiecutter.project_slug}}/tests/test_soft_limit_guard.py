@@ -33,7 +33,7 @@ def test_soft_limit_inside_finalizer_ends_the_run_and_redelivers(
     assert "ran_past_finalizer" not in first.fields
     assert first.last - first.start < SOFT_LIMIT + 2, "the task ran on after its soft time limit"
     assert second.start - first.last < 10
-    assert "task.soft_limit_swallowed" in worker.output()
+    assert worker.events("task.soft_limit_swallowed")
 
 
 def test_unrelated_unraisable_exception_keeps_the_process(

@@ -49,7 +49,7 @@ def refused(worker: Worker, timeout: float = 60) -> str:
 def waited_for(worker: Worker, setting: str) -> None:
     """Wait until the worker logs that it waits for ``setting``."""
     wait_for(
-        lambda: f"event=worker.waiting setting={setting}" in worker.output(),
+        lambda: worker.events("worker.waiting", setting=setting),
         30,
         f"the worker to wait for {setting}",
     )
@@ -192,13 +192,14 @@ def test_worker_waits_for_a_late_redis(fleet: Fleet, tmp_path: Path) -> None:
 def test_worker_refuses_a_redis_that_never_answers(fleet: Fleet) -> None:
     url = f"redis://:{PASSWORD}@127.0.0.1:{SILENT_REDIS_PORT}/0"
     started = time.monotonic()
-    output = refused(fleet.start({"REDIS_URL": url, "STARTUP_DEPENDENCY_TIMEOUT": SHORT_WAIT}))
+    worker = fleet.start({"REDIS_URL": url, "STARTUP_DEPENDENCY_TIMEOUT": SHORT_WAIT})
+    output = refused(worker)
     assert time.monotonic() - started >= float(SHORT_WAIT)
     assert (
         f"REDIS_URL='redis://:***@127.0.0.1:{SILENT_REDIS_PORT}/0': cannot reach Redis within "
         f"STARTUP_DEPENDENCY_TIMEOUT={SHORT_WAIT} s: " in output
     )
-    assert "event=worker.waiting setting=REDIS_URL" in output
+    assert worker.events("worker.waiting", setting="REDIS_URL")
 
 
 def test_worker_waits_for_a_late_database(fleet: Fleet) -> None:

@@ -1,7 +1,6 @@
 """The base class of every task (the app's ``task_cls``): transient retries, completion markers,
 delivery counting, logs. What a failed delivery becomes is decided in ``dead_letters.worker``."""
 
-import logging
 import time
 from typing import Any
 
@@ -9,11 +8,11 @@ import redis
 from celery import Task
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
-from . import completion, config, retries
+from . import completion, config, logs, retries
 from .dead_letters import store as dead_letters
 from .locks import LockHeld
 
-logger = logging.getLogger(__name__)
+log = logs.get(__name__)
 _config = config.current()
 
 #: Failures of the task's own bookkeeping in Redis: the message goes back, the task did not fail.
@@ -43,7 +42,7 @@ class BaseTask(Task):
             return super().__call__(*args, **kwargs)
         try:
             if self.completion_marker and completion.is_completed(task_id):
-                self.log(logging.INFO, "task.skipped", reason="already_completed")
+                log.info("task.skipped", reason="already_completed")
                 return None
             dead_letters.count_delivery(self)
         except BOOKKEEPING_ERRORS as error:
@@ -73,7 +72,7 @@ class BaseTask(Task):
     def defer(self, error: Exception) -> Retry:
         """Run this delivery again later without counting a retry: Redis failed, not the task."""
         countdown = retries.countdown(0, _config.retry_first_countdown, _config.retry_backoff_max)
-        self.log(logging.WARNING, "task.deferred", error=type(error).__name__)
+        log.warning("task.deferred", error=type(error).__name__)
         return self.republish(countdown, self.request.headers or {}, error)
 
     def retry_when_free(self, held: LockHeld) -> Retry:
@@ -87,7 +86,7 @@ class BaseTask(Task):
         countdown = retries.countdown(0, _config.lock_ttl, _config.retry_backoff_max)
         if waited > _config.lock_wait_limit:
             return self.retry(exc=held, countdown=countdown)
-        self.log(logging.INFO, "task.lock_held", key=held.key, waited=f"{waited:.1f}")
+        log.info("task.lock_held", key=held.key, waited=f"{waited:.1f}")
         headers = {**(self.request.headers or {}), self.WAITING_SINCE: since}
         return self.republish(countdown, headers, held)
 
@@ -106,37 +105,22 @@ class BaseTask(Task):
         try:
             dead_letters.forget_deliveries(self)
         except BOOKKEEPING_ERRORS as error:
-            self.log(logging.WARNING, "task.delivery_count_kept", error=type(error).__name__)
+            log.warning("task.delivery_count_kept", error=type(error).__name__)
 
     def mark_completed(self) -> None:
         """Write the completion marker; a Redis failure here does not undo the task's success."""
         try:
             completion.mark_completed(self.request.id)
         except BOOKKEEPING_ERRORS as error:
-            self.log(logging.WARNING, "task.marker_not_written", error=type(error).__name__)
-
-    def log_fields(self) -> dict[str, Any]:
-        """What identifies this delivery in a log line."""
-        request = self.request
-        return {
-            "task": self.name,
-            "task_id": request.id,
-            "retries": request.retries,
-            "redelivered": bool((request.delivery_info or {}).get("redelivered")),
-        }
-
-    def log(self, level: int, event: str, **fields: Any) -> None:
-        """Log ``event`` as one line of key=value pairs, with the delivery's fields."""
-        pairs = {"event": event, **self.log_fields(), **fields}
-        logger.log(level, " ".join(f"{key}={value}" for key, value in pairs.items()), extra=pairs)
+            log.warning("task.marker_not_written", error=type(error).__name__)
 
     def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.log(logging.INFO, "task.started")
+        log.info("task.started")
 
     def on_success(
         self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        self.log(logging.INFO, "task.succeeded")
+        log.info("task.succeeded")
 
     def on_retry(
         self,
@@ -146,7 +130,7 @@ class BaseTask(Task):
         kwargs: dict[str, Any],
         einfo: Any,
     ) -> None:
-        self.log(logging.WARNING, "task.retrying", error=type(exc).__name__)
+        log.warning("task.retrying", error=type(exc).__name__)
 
     def on_failure(
         self,
@@ -156,4 +140,4 @@ class BaseTask(Task):
         kwargs: dict[str, Any],
         einfo: Any,
     ) -> None:
-        self.log(logging.ERROR, "task.failed", error=type(exc).__name__)
+        log.error("task.failed", error=type(exc).__name__)

@@ -19,6 +19,8 @@ dead_letters.install(app)
 
 # weak=False: the receivers are module functions, but keep them alive regardless of import order.
 signals.setup_logging.connect(logs.configure, weak=False)
+signals.task_prerun.connect(logs.bind_task, weak=False)
+signals.task_postrun.connect(logs.unbind_task, weak=False)
 signals.worker_init.connect(worker_checks.refuse_unsafe_worker, weak=False)
 signals.worker_ready.connect(worker_checks.mark_ready, weak=False)
 signals.worker_shutdown.connect(worker_checks.unmark_ready, weak=False)

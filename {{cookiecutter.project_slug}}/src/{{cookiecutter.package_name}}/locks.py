@@ -20,7 +20,6 @@ after a countdown that does not count against ``max_retries`` (``BaseTask.retry_
 """
 
 import functools
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,10 +28,10 @@ from typing import Any, TypeVar, overload
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from . import config
+from . import config, logs
 from .redis_client import client
 
-logger = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 PREFIX = "lock:"
@@ -60,9 +59,7 @@ class _Extender(threading.Thread):
             try:
                 self.lock.extend(self.ttl, replace_ttl=True)
             except LockError:
-                logger.critical(
-                    "event=lock.lost key=%s: it expired or was taken over", self.lock.name
-                )
+                log.critical("lock.lost", key=self.lock.name, why="expired or taken over")
                 return
 
 
@@ -83,7 +80,7 @@ def task_lock(key: str, ttl: float | None = None) -> Iterator[Lock]:
         try:
             lock.release()
         except LockError:
-            logger.error("event=lock.not_released key=%s: it expired or was taken over", key)
+            log.error("lock.not_released", key=key, why="expired or taken over")
 
 
 @overload

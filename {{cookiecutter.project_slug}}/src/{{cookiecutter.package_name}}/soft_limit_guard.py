@@ -15,7 +15,9 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-logger = logging.getLogger(__name__)
+from . import logs
+
+log = logs.get(__name__)
 
 #: Exit status of a child ended by the guard (EX_SOFTWARE).
 EXIT_STATUS = 70
@@ -27,12 +29,8 @@ def install(**_: Any) -> None:
 
     def hook(unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, SoftTimeLimitExceeded):
-            logger.critical(
-                "event=task.soft_limit_swallowed pid=%s object=%r: ending this pool process so "
-                "the task is redelivered instead of running past its soft time limit",
-                os.getpid(),
-                unraisable.object,
-            )
+            # The pool process ends so the task is redelivered instead of running on unlimited.
+            log.critical("task.soft_limit_swallowed", finalizer=repr(unraisable.object))
             for handler in logging.getLogger().handlers:
                 handler.flush()
             os._exit(EXIT_STATUS)

@@ -6,7 +6,6 @@ ready for the health check once it has reached its broker.
 """
 
 import contextlib
-import logging
 import os
 import tempfile
 import time
@@ -25,7 +24,7 @@ from . import config, logs, refusal
 from .dead_letters import store as dead_letters
 from .refusal import shown_url
 
-logger = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 #: Exit status of a worker refused for its configuration (EX_CONFIG).
 EXIT_STATUS = refusal.EXIT_STATUS
@@ -112,15 +111,13 @@ def wait_until_reachable(
         left = deadline - time.monotonic()
         if left <= 0:
             return reason
-        logger.warning(
-            "event=worker.waiting setting=%s url=%s: cannot reach %s (%s); next try in %.1f s, "
-            "refusing to start in %.0f s",
-            name,
-            shown,
-            what,
-            reason,
-            min(pause, left),
-            left,
+        log.warning(
+            "worker.waiting",
+            setting=name,
+            url=shown,
+            error=f"cannot reach {what} ({reason})",
+            next_try_in=round(min(pause, left), 1),
+            refusing_in=round(left),
         )
         time.sleep(min(pause, left))
         pause = min(2 * pause, ATTEMPT_TIMEOUT)

@@ -98,6 +98,18 @@ class Worker:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def events(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        """The worker's JSON log lines of ``event`` whose fields match ``fields``."""
+        found = []
+        for line in self.output().splitlines():
+            if not line.startswith("{"):  # Celery's start-up banner is plain text
+                continue
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(line)
+                if record.get("event") == event and fields.items() <= record.items():
+                    found.append(record)
+        return found
+
 
 def kill_group(pgid: int) -> None:
     """SIGKILL what is left of a worker's process group (orphaned pool children)."""

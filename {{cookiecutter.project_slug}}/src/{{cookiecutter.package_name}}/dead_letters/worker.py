@@ -16,10 +16,11 @@ from celery.worker.request import Request
 from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
+from .. import logs
 from ..locks import LockHeld
 from . import DeliveryLimitExceeded, describe, store
 
-logger = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 #: Every reason a message can have in the dead letters, and what it means.
 REASONS = {
@@ -52,14 +53,14 @@ def reason_for(error: BaseException, task: Any, retries: int) -> str:
 def dead_letter(message: Message, reason: str, error: BaseException | None) -> bool:
     """Record ``message`` in the store; False (and a log line) if it could not be recorded."""
     deliveries = error.deliveries if isinstance(error, DeliveryLimitExceeded) else None
-    headers = message.headers or {}
-    fields = f"task={headers.get('task')} task_id={headers.get('id')} reason={reason}"
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    fields = {"task": headers.get("task"), "task_id": headers.get("id"), "reason": reason}
     try:
         store.record(message, reason, describe(error), deliveries)
     except store.RECORD_ERRORS as failure:
-        logger.error("event=task.not_dead_lettered %s error=%s", fields, type(failure).__name__)
+        log.error("task.not_dead_lettered", **fields, error=type(failure).__name__)
         return False
-    logger.error("event=task.dead_lettered %s error=%s", fields, describe(error))
+    log.error("task.dead_lettered", **fields, error=describe(error))
     return True
 
 
@@ -100,7 +101,7 @@ class Consumer(CeleryConsumer):
         if "pidbox" in str(message.delivery_info.get("exchange")):
             super().on_decode_error(message, exc)
         elif self._dead_letter(message, "undecodable", exc):
-            message.reject_log_error(logger, self.connection_errors)
+            message.reject_log_error(logging.getLogger(__name__), self.connection_errors)
 
     def on_unknown_message(self, body: Any, message: Message) -> None:
         if self._dead_letter(message, "not_a_task", None):

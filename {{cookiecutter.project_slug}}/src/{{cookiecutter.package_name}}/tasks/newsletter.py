@@ -19,14 +19,13 @@ completion markers drop the copies: a redelivered fan-out adds no children, a re
 does not fork the chain.
 """
 
-import logging
 import time
 import uuid
 from typing import Any
 
 from sqlalchemy import select
 
-from .. import config, db
+from .. import config, db, logs
 from ..celery_app import app
 from ..locks import no_parallel_processing, task_lock
 from ..models import User
@@ -34,7 +33,7 @@ from ..publishing import BATCH_SIZE as PUBLISH_BATCH_SIZE
 from ..publishing import Publisher
 from ..redis_client import client
 
-logger = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 #: Namespace of the task ids derived here (uuid5): the same run and position give the same id.
 TASK_IDS = uuid.UUID("c38ffd29-1ce4-4fc9-b1b1-0a2064e262dc")
@@ -54,7 +53,7 @@ def deliver(newsletter: str, user: User) -> None:
     Logs the send and counts it in the Redis hash ``newsletter:<newsletter>:deliveries`` (user id
     -> sends): who got the newsletter, and whether anyone got it twice. The tests read it.
     """
-    logger.info("event=newsletter.sent newsletter=%s user_id=%s", newsletter, user.id)
+    log.info("newsletter.sent", newsletter=newsletter, user_id=user.id)
     key = deliveries_key(newsletter)
     pipe = client().pipeline()
     pipe.hincrby(key, str(user.id), 1)
@@ -105,7 +104,7 @@ def send_newsletter_to_user(self: Any, newsletter: str, user_id: int) -> None:
     with db.session() as session:
         user = session.get(User, user_id)
     if user is None:
-        logger.info("event=newsletter.skipped newsletter=%s user_id=%s", newsletter, user_id)
+        log.info("newsletter.skipped", newsletter=newsletter, user_id=user_id)
         return
     deliver(newsletter, user)
 
@@ -142,12 +141,7 @@ def send_newsletter_fan_out(
                     progress.hand_over(user_ids[-1])
                     continue_run(self, newsletter, run_id, user_ids[-1])
                     break
-        logger.info(
-            "event=newsletter.fanned_out newsletter=%s run=%s published=%d",
-            newsletter,
-            run_id,
-            published,
-        )
+        log.info("newsletter.fanned_out", newsletter=newsletter, run=run_id, published=published)
 
 
 @app.task(name="send_newsletter_batching", bind=True)
