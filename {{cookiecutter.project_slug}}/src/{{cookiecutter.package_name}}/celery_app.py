@@ -2,7 +2,7 @@
 
 from celery import Celery, signals
 
-from . import config, logs, soft_limit_guard, worker_checks
+from . import {% if cookiecutter.broker == 'redis' %}broker, {% endif %}config, logs, soft_limit_guard, worker_checks
 from .dead_letters import store as dead_letters
 from .settings import celery_settings
 
@@ -14,3 +14,6 @@ dead_letters.install(app)
 signals.setup_logging.connect(logs.configure, weak=False)
 signals.worker_init.connect(worker_checks.refuse_unsafe_worker, weak=False)
 signals.worker_process_init.connect(soft_limit_guard.install, weak=False)
+{%- if cookiecutter.broker == 'redis' %}
+signals.worker_init.connect(broker.warn_without_persistence, weak=False)
+{%- endif %}

@@ -8,6 +8,17 @@ from typing import Any
 from . import broker
 from .config import Config
 
+#: Retries of a publish that met a lost broker connection: kombu reconnects and publishes again,
+#: sleeping 0, 1, 2, 3, then 4 s between attempts, about 30 s in all, then raises to the caller.
+#: Sized for a broker restart or failover (docs/design_decisions.md, "Publishing through a broker
+#: restart"). With failover URLs every host tried counts as one retry.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 10,
+    "interval_start": 0,
+    "interval_step": 1,
+    "interval_max": 4,
+}
+
 
 def celery_settings(config: Config) -> dict[str, Any]:
     """The complete Celery configuration for ``config``."""
@@ -30,6 +41,11 @@ def celery_settings(config: Config) -> dict[str, Any]:
         # Reserve one message per process: no task waits in a busy worker's memory while another
         # worker idles, and a stopping worker has little to hand back. https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-prefetch-multiplier
         "worker_prefetch_multiplier": 1,
+        # A publish (apply_async, a retry, a continuation) rides through a broker restart or
+        # failover instead of raising after Celery's 0.6 s; past ~30 s it raises to the caller.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-publish-retry-policy
+        "task_publish_retry": True,
+        "task_publish_retry_policy": PUBLISH_RETRY_POLICY,
         # ECS may start the container before the broker answers: keep retrying instead of exiting.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
         "broker_connection_retry_on_startup": True,
