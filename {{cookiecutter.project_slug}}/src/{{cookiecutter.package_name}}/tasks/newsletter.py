@@ -16,7 +16,8 @@ Delivery is at least once, so every step can run again. Each run (a fan-out or a
 named by the id of its first task) keeps its progress in Redis, and every task it publishes has
 an id derived from the run and the position, so a redelivered step publishes the same ids and the
 completion markers drop the copies: a redelivered fan-out adds no children, a redelivered batch
-does not fork the chain.
+does not fork the chain. A step cut off half-way (its worker lost the broker) runs again from its
+start: a marker per newsletter and user (``deliver_once``) skips the users it already sent to.
 """
 
 import logging
@@ -62,6 +63,27 @@ def deliver(newsletter: str, user: User) -> None:
     pipe.execute()
 
 
+def sent_key(newsletter: str) -> str:
+    return f"newsletter:{newsletter}:sent"
+
+
+def deliver_once(newsletter: str, user: User) -> None:
+    """``deliver``, unless ``user`` already got ``newsletter`` (a set of user ids per newsletter).
+
+    A step run again after it was cut off mid-way (its worker lost the broker, a redelivered
+    batch) skips the users it already sent to. The marker is written as soon as the send returns.
+    """
+    key = sent_key(newsletter)
+    if client().sismember(key, str(user.id)):
+        logger.info("event=newsletter.already_sent newsletter=%s user_id=%s", newsletter, user.id)
+        return
+    deliver(newsletter, user)
+    pipe = client().pipeline()
+    pipe.sadd(key, str(user.id))
+    pipe.expire(key, int(config.current().completion_marker_ttl))
+    pipe.execute()
+
+
 class Progress:
     """Where a run stands, in Redis, so a redelivered step neither repeats nor forks it.
 
@@ -101,12 +123,14 @@ def continue_run(task: Any, newsletter: str, run_id: str, after_id: int) -> None
 @app.task(name="send_newsletter_to_user", bind=True)
 def send_newsletter_to_user(self: Any, newsletter: str, user_id: int) -> None:
     """One user's newsletter: the child task of the fan-out."""
-    with db.session() as session:
+    # A fan-out step that failed mid-batch publishes the batch again: two copies of one child id
+    # can run at once, and neither has a completion marker yet. The lock makes one wait.
+    with task_lock(f"newsletter:{newsletter}:user:{user_id}"), db.session() as session:
         user = session.get(User, user_id)
         if user is None:
             logger.info("event=newsletter.skipped newsletter=%s user_id=%s", newsletter, user_id)
             return
-        deliver(newsletter, user)
+        deliver_once(newsletter, user)
 
 
 @app.task(name="send_newsletter_fan_out", bind=True)
@@ -170,7 +194,7 @@ def send_newsletter_batching(
         with db.session() as session:
             users = session.scalars(query).all()
         for user in users:
-            deliver(newsletter, user)
+            deliver_once(newsletter, user)
         if users:
             progress.hand_over(users[-1].id)
             continue_run(self, newsletter, run_id, users[-1].id)
@@ -187,4 +211,4 @@ def send_newsletter_locking(self: Any, newsletter: str) -> None:
     query = select(User).order_by(User.id).execution_options(yield_per=PUBLISH_BATCH_SIZE)
     with db.session() as session:
         for user in session.scalars(query):
-            deliver(newsletter, user)
+            deliver_once(newsletter, user)
