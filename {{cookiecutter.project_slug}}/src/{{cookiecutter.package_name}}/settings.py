@@ -8,10 +8,11 @@ from typing import Any
 from . import broker
 from .config import Config
 
-#: Retries of a publish that met a lost broker connection: kombu reconnects and publishes again,
-#: sleeping 0, 1, 2, 3, then 4 s between attempts, about 30 s in all, then raises to the caller.
-#: Sized for a broker restart or failover (docs/design_decisions.md, "Publishing through a broker
-#: restart"). With failover URLs every host tried counts as one retry.
+#: Seconds a publish waits for a broker that restarts or fails over, then raises to the caller
+#: (docs/design_decisions.md, "Publishing through a broker restart").
+PUBLISH_RETRY_SECONDS = 30
+#: A publish that met a lost connection: kombu reconnects and publishes again, sleeping 0, 1, 2, 3,
+#: then 4 s between attempts (30 s in all). With failover URLs each host tried is one retry.
 PUBLISH_RETRY_POLICY = {
     "max_retries": 10,
     "interval_start": 0,
@@ -22,6 +23,7 @@ PUBLISH_RETRY_POLICY = {
 
 def celery_settings(config: Config) -> dict[str, Any]:
     """The complete Celery configuration for ``config``."""
+    broker_settings = broker.settings(config)
     return {
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
         "broker_url": config.broker_url,
@@ -76,5 +78,12 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "timezone": "UTC",
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#imports
         "imports": [f"{__package__}.tasks.example", f"{__package__}.tasks.newsletter"],
-        **broker.settings(config),
+        **broker_settings,
+        # A publish on a connection not made yet (a new process, a fresh pooled connection) waits
+        # for the broker as long, instead of kombu's connect timeout (4 s).
+        # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.connection.html#kombu.connection.Connection.default_channel
+        "broker_transport_options": {
+            **broker_settings["broker_transport_options"],
+            "connect_retries_timeout": PUBLISH_RETRY_SECONDS,
+        },
     }

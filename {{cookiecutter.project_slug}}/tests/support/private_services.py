@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import amqp
+import pytest
 import redis
 
 from .workers import wait_for
@@ -47,6 +48,14 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 def _refuse_taken_port(port: int) -> None:
     if port_open(port):
         raise RuntimeError(f"port {port} is already in use: refusing to touch another service")
+
+
+def _require(program: str, package: str) -> str:
+    """The path of ``program``; skip the test when it is not installed (it needs the server)."""
+    found = shutil.which(program)
+    if found is None:
+        pytest.skip(f"{program} is not installed (Debian/Ubuntu package {package})")
+    return found
 
 
 def _end(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
@@ -91,7 +100,7 @@ class PrivateRedis:
         _refuse_taken_port(self.port)
         began = time.monotonic()
         command = [
-            "redis-server",
+            _require("redis-server", "redis-server"),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.dir),
@@ -152,10 +161,7 @@ def private_redis(
 def _rabbitmq_script(name: str) -> str:
     """The real script (not Debian's wrapper, which switches user and ignores HOME)."""
     script = RABBITMQ_SCRIPTS / name
-    found = str(script) if script.exists() else shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"{name} is not installed")
-    return found
+    return str(script) if script.exists() else _require(name, "rabbitmq-server")
 
 
 @dataclass
