@@ -25,6 +25,7 @@ import time
 import uuid
 from typing import Any
 
+from redis.client import Pipeline
 from sqlalchemy import select
 
 from .. import config, db
@@ -53,13 +54,15 @@ def deliver(newsletter: str, user: User) -> None:
     """PLACEHOLDER, replace with the real send (an email API call, a push notification...).
 
     Logs the send and counts it in the Redis hash ``newsletter:<newsletter>:deliveries`` (user id
-    -> sends): who got the newsletter, and whether anyone got it twice. The tests read it.
+    -> sends), which the tests read, and marks the user sent (``mark_sent``) in the same MULTI.
+    A real send cannot share a transaction with Redis: call ``mark_sent`` as soon as it returns.
     """
     logger.info("event=newsletter.sent newsletter=%s user_id=%s", newsletter, user.id)
     key = deliveries_key(newsletter)
     pipe = client().pipeline()
     pipe.hincrby(key, str(user.id), 1)
     pipe.expire(key, int(config.current().completion_marker_ttl))
+    mark_sent(pipe, newsletter, user.id)
     pipe.execute()
 
 
@@ -67,21 +70,22 @@ def sent_key(newsletter: str) -> str:
     return f"newsletter:{newsletter}:sent"
 
 
+def mark_sent(pipe: Pipeline, newsletter: str, user_id: int) -> None:
+    """Queue on ``pipe`` the marker that ``user_id`` got ``newsletter``."""
+    pipe.sadd(sent_key(newsletter), str(user_id))
+    pipe.expire(sent_key(newsletter), int(config.current().completion_marker_ttl))
+
+
 def deliver_once(newsletter: str, user: User) -> None:
-    """``deliver``, unless ``user`` already got ``newsletter`` (a set of user ids per newsletter).
+    """``deliver``, unless ``user`` already got ``newsletter`` (its marker, a set per newsletter).
 
     A step run again after it was cut off mid-way (its worker lost the broker, a redelivered
-    batch) skips the users it already sent to. The marker is written as soon as the send returns.
+    batch) skips the users it already sent to.
     """
-    key = sent_key(newsletter)
-    if client().sismember(key, str(user.id)):
+    if client().sismember(sent_key(newsletter), str(user.id)):
         logger.info("event=newsletter.already_sent newsletter=%s user_id=%s", newsletter, user.id)
         return
     deliver(newsletter, user)
-    pipe = client().pipeline()
-    pipe.sadd(key, str(user.id))
-    pipe.expire(key, int(config.current().completion_marker_ttl))
-    pipe.execute()
 
 
 class Progress:
