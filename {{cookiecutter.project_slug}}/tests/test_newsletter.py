@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from {{ cookiecutter.package_name }} import completion
-from {{ cookiecutter.package_name }}.tasks.newsletter import deliveries_key, derived_id
+from {{ cookiecutter.package_name }}.tasks.newsletter import deliveries_key, derived_id, sent_key
 
 from .support.databases import KINDS, fresh_database, seed_users
 from .support.workers import Fleet, wait_for
@@ -39,7 +39,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def newsletter(redis_client: redis.Redis) -> Iterator[str]:
     name = uuid.uuid4().hex
     yield name
-    redis_client.delete(deliveries_key(name))
+    redis_client.delete(deliveries_key(name), sent_key(name))
 
 
 def sends(redis_client: redis.Redis, newsletter: str) -> dict[int, int]:

@@ -2,7 +2,7 @@
 
 from celery import Celery, signals
 
-from . import config, logs, refusal, soft_limit_guard, worker_checks
+from . import broker, config, logs, refusal, soft_limit_guard, worker_checks
 from .dead_letters import store as dead_letters
 from .settings import celery_settings
 
@@ -25,3 +25,4 @@ signals.worker_init.connect(worker_checks.refuse_unsafe_worker, weak=False)
 signals.worker_ready.connect(worker_checks.mark_ready, weak=False)
 signals.worker_shutdown.connect(worker_checks.unmark_ready, weak=False)
 signals.worker_process_init.connect(soft_limit_guard.install, weak=False)
+signals.worker_init.connect(broker.warn_without_persistence, weak=False)

@@ -9,6 +9,18 @@ from typing import Any
 from . import broker, tasks
 from .config import Config
 
+#: Seconds a publish waits for a broker that restarts or fails over, then raises to the caller
+#: (docs/design_decisions.md, "Publishing through a broker restart").
+PUBLISH_RETRY_SECONDS = 30
+#: A publish that met a lost connection: kombu reconnects and publishes again, sleeping 0, 1, 2, 3,
+#: then 4 s between attempts (30 s in all). With failover URLs each host tried is one retry.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 10,
+    "interval_start": 0,
+    "interval_step": 1,
+    "interval_max": 4,
+}
+
 
 def task_modules() -> list[str]:
     """The modules of the ``tasks`` package, found on disk (Celery imports them)."""
@@ -18,6 +30,7 @@ def task_modules() -> list[str]:
 
 def celery_settings(config: Config) -> dict[str, Any]:
     """The complete Celery configuration for ``config``."""
+    broker_settings = broker.settings(config)
     return {
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
         "broker_url": config.broker_url,
@@ -44,6 +57,11 @@ def celery_settings(config: Config) -> dict[str, Any]:
         # Reserve one message per process: no task waits in a busy worker's memory while another
         # worker idles, and a stopping worker has little to hand back. https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-prefetch-multiplier
         "worker_prefetch_multiplier": 1,
+        # A publish (apply_async, a retry, a continuation) rides through a broker restart or
+        # failover instead of raising after Celery's 0.6 s; past ~30 s it raises to the caller.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-publish-retry-policy
+        "task_publish_retry": True,
+        "task_publish_retry_policy": PUBLISH_RETRY_POLICY,
         # ECS may start the container before the broker answers: keep retrying instead of exiting.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
         "broker_connection_retry_on_startup": True,
@@ -75,5 +93,12 @@ def celery_settings(config: Config) -> dict[str, Any]:
         # Every module of the tasks package, so a module dropped there is registered.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#imports
         "imports": task_modules(),
-        **broker.settings(config),
+        **broker_settings,
+        # A publish on a connection not made yet (a new process, a fresh pooled connection) waits
+        # for the broker as long, instead of kombu's connect timeout (4 s).
+        # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.connection.html#kombu.connection.Connection.default_channel
+        "broker_transport_options": {
+            **broker_settings["broker_transport_options"],
+            "connect_retries_timeout": PUBLISH_RETRY_SECONDS,
+        },
     }

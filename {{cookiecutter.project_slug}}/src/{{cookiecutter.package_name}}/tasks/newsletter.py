@@ -16,13 +16,15 @@ Delivery is at least once, so every step can run again. Each run (a fan-out or a
 named by the id of its first task) keeps its progress in Redis, and every task it publishes has
 an id derived from the run and the position, so a redelivered step publishes the same ids and the
 completion markers drop the copies: a redelivered fan-out adds no children, a redelivered batch
-does not fork the chain.
+does not fork the chain. A step cut off half-way (its worker lost the broker) runs again from its
+start: a marker per newsletter and user (``deliver_once``) skips the users it already sent to.
 """
 
 import time
 import uuid
 from typing import Any
 
+from redis.client import Pipeline
 from sqlalchemy import select
 
 from .. import config, db, logs
@@ -51,14 +53,38 @@ def deliver(newsletter: str, user: User) -> None:
     """PLACEHOLDER, replace with the real send (an email API call, a push notification...).
 
     Logs the send and counts it in the Redis hash ``newsletter:<newsletter>:deliveries`` (user id
-    -> sends): who got the newsletter, and whether anyone got it twice. The tests read it.
+    -> sends), which the tests read, and marks the user sent (``mark_sent``) in the same MULTI.
+    A real send cannot share a transaction with Redis: call ``mark_sent`` as soon as it returns.
     """
     log.info("newsletter.sent", newsletter=newsletter, user_id=user.id)
     key = deliveries_key(newsletter)
     pipe = client().pipeline()
     pipe.hincrby(key, str(user.id), 1)
     pipe.expire(key, int(config.current().completion_marker_ttl))
+    mark_sent(pipe, newsletter, user.id)
     pipe.execute()
+
+
+def sent_key(newsletter: str) -> str:
+    return f"newsletter:{newsletter}:sent"
+
+
+def mark_sent(pipe: Pipeline, newsletter: str, user_id: int) -> None:
+    """Queue on ``pipe`` the marker that ``user_id`` got ``newsletter``."""
+    pipe.sadd(sent_key(newsletter), str(user_id))
+    pipe.expire(sent_key(newsletter), int(config.current().completion_marker_ttl))
+
+
+def deliver_once(newsletter: str, user: User) -> None:
+    """``deliver``, unless ``user`` already got ``newsletter`` (its marker, a set per newsletter).
+
+    A step run again after it was cut off mid-way (its worker lost the broker, a redelivered
+    batch) skips the users it already sent to.
+    """
+    if client().sismember(sent_key(newsletter), str(user.id)):
+        log.info("newsletter.already_sent", newsletter=newsletter, user_id=user.id)
+        return
+    deliver(newsletter, user)
 
 
 class Progress:
@@ -100,13 +126,16 @@ def continue_run(task: Any, newsletter: str, run_id: str, after_id: int) -> None
 @app.task(name="send_newsletter_to_user", bind=True)
 def send_newsletter_to_user(self: Any, newsletter: str, user_id: int) -> None:
     """One user's newsletter: the child task of the fan-out."""
-    # Send after the transaction ended: a database failing at commit must not retry a sent mail.
-    with db.session() as session:
-        user = session.get(User, user_id)
-    if user is None:
-        log.info("newsletter.skipped", newsletter=newsletter, user_id=user_id)
-        return
-    deliver(newsletter, user)
+    # A fan-out step that failed mid-batch publishes the batch again: two copies of one child id
+    # can run at once, and neither has a completion marker yet. The lock makes one wait. The send
+    # comes after the transaction ended: a database failing at commit must not send twice.
+    with task_lock(f"newsletter:{newsletter}:user:{user_id}"):
+        with db.session() as session:
+            user = session.get(User, user_id)
+        if user is None:
+            log.info("newsletter.skipped", newsletter=newsletter, user_id=user_id)
+            return
+        deliver_once(newsletter, user)
 
 
 @app.task(name="send_newsletter_fan_out", bind=True)
@@ -165,7 +194,7 @@ def send_newsletter_batching(
         with db.session() as session:
             users = session.scalars(query).all()
         for user in users:
-            deliver(newsletter, user)
+            deliver_once(newsletter, user)
         if users:
             progress.hand_over(users[-1].id)
             continue_run(self, newsletter, run_id, users[-1].id)
@@ -182,4 +211,4 @@ def send_newsletter_locking(self: Any, newsletter: str) -> None:
     query = select(User).order_by(User.id).execution_options(yield_per=PUBLISH_BATCH_SIZE)
     with db.session() as session:
         for user in session.scalars(query):
-            deliver(newsletter, user)
+            deliver_once(newsletter, user)
