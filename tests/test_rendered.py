@@ -59,7 +59,8 @@ def test_rendered_suite_passes(suite: tuple[str, Path]) -> None:
         # the slow deployment tests set their own timeouts and are covered by the README runs.
         commands = [["uv", "sync", "--locked"], ["uv", "run", "pytest", "-m", "not slow"]]
     for command in commands:
-        result = run(command, project, timeout=600)
+        # A README suite takes 6-9 minutes on 2 cores; the bound leaves room for a slow machine.
+        result = run(command, project, timeout=1500)
         assert result.returncode == 0, (
             f"{shlex.join(command)}:\n{result.stdout[-6000:]}{result.stderr[-3000:]}"
         )
