@@ -4,19 +4,15 @@ delivery counting, logs. What a failed delivery becomes is decided in ``dead_let
 import time
 from typing import Any
 
-import redis
 from celery import Task
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
-from . import completion, config, logs, retries
+from . import completion, config, logs, redis_client, retries
 from .dead_letters import store as dead_letters
 from .locks import LockHeld
 
 log = logs.get(__name__)
 _config = config.current()
-
-#: Failures of the task's own bookkeeping in Redis: the message goes back, the task did not fail.
-BOOKKEEPING_ERRORS = (redis.RedisError, OSError)
 
 
 class BaseTask(Task):
@@ -45,7 +41,7 @@ class BaseTask(Task):
                 log.info("task.skipped", reason="already_completed")
                 return None
             dead_letters.count_delivery(self)
-        except BOOKKEEPING_ERRORS as error:
+        except redis_client.ERRORS as error:
             raise self.defer(error) from error
         try:
             result = super().__call__(*args, **kwargs)
@@ -104,14 +100,14 @@ class BaseTask(Task):
         """The run ended with its process alive: it does not count against the delivery limit."""
         try:
             dead_letters.forget_deliveries(self)
-        except BOOKKEEPING_ERRORS as error:
+        except redis_client.ERRORS as error:
             log.warning("task.delivery_count_kept", error=type(error).__name__)
 
     def mark_completed(self) -> None:
         """Write the completion marker; a Redis failure here does not undo the task's success."""
         try:
             completion.mark_completed(self.request.id)
-        except BOOKKEEPING_ERRORS as error:
+        except redis_client.ERRORS as error:
             log.warning("task.marker_not_written", error=type(error).__name__)
 
     def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

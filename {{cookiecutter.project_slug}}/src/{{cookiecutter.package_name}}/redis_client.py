@@ -11,6 +11,8 @@ from redis.retry import Retry
 from . import config
 from .per_process import PerProcess
 
+#: What a call raises when Redis fails (refused, timed out, reset, a read-only replica...).
+ERRORS = (redis.RedisError, OSError)
 #: Attempts after the first failed one: enough for a dropped connection, not for an outage (the
 #: task's own retries ride those out). A call gives up within about 3 x (2 s + 3 s).
 RETRIES = 2
