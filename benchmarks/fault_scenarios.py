@@ -154,13 +154,13 @@ class Run:
 
     def __init__(self, broker: str, broker_url: str, variant: str, directory: Path) -> None:
         from celery import Celery
-        from tests.support.private_instances import PrivateRedis
+        from tests.support.private_services import PrivateRedis
 
         self.broker, self.variant, self.directory = broker, variant, directory
         self.package = json.loads(Path(".cookiecutter.json").read_text())["package_name"]
         self.queue = f"bench-faults-{uuid.uuid4().hex[:10]}"
         (directory / "ledger").mkdir(parents=True)
-        self.ledger = PrivateRedis(directory / "ledger", LEDGER_REDIS_PORT, appendonly=True)
+        self.ledger = PrivateRedis(LEDGER_REDIS_PORT, directory / "ledger", appendonly=True)
         self.ledger.start()
         self.env = {k: v for k, v in os.environ.items() if k != "REMAP_SIGTERM"}
         self.env.update(
@@ -410,7 +410,7 @@ def redis_scenario(run: Run) -> dict:
 
 def database_scenario(run: Run) -> dict:
     from sqlalchemy import create_engine, text
-    from tests.support.private_instances import private_postgres
+    from tests.support.private_services import private_postgres
 
     with private_postgres(POSTGRES_PORT) as database:
         database.start()
@@ -487,15 +487,15 @@ SCENARIO_RUNNERS = {
 
 def inner(broker: str, scenarios: list[str], variants: list[str]) -> None:
     sys.path.insert(0, str(Path.cwd()))  # the baked project's tests.support
-    from tests.support.private_instances import private_redis
+    from tests.support.private_services import private_redis
 
     results: dict[str, Any] = {"settings": {}, "rows": {}}
     with tempfile.TemporaryDirectory(prefix="faults-") as scratch:
         directory = Path(scratch)
         (directory / "broker").mkdir()
-        with private_redis(directory / "broker", BROKER_REDIS_PORT, appendonly=True) as server:
-            if broker == "redis":
-                server.start()
+        with private_redis(
+            BROKER_REDIS_PORT, dir=directory / "broker", start=broker == "redis"
+        ) as server:
             broker_url = server.url if broker == "redis" else RABBITMQ_URL
             for scenario in scenarios:
                 for variant in variants:

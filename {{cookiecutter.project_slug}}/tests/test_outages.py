@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from .support.databases import seed_users
-from .support.private_instances import PrivateRedis, private_postgres, private_redis
+from .support.private_services import PrivateRedis, private_postgres, private_redis
 from .support.runs import runs_of
 from .support.workers import Fleet, wait_for
 
@@ -47,8 +47,7 @@ def freeze_and_thaw(server: PrivateRedis) -> None:
 def test_redis_outage_under_load_loses_nothing(
     fleet: Fleet, tmp_path: Path, outage: Callable[[PrivateRedis], None]
 ) -> None:
-    with private_redis(tmp_path, REDIS_PORT, appendonly=True) as server:
-        server.start()
+    with private_redis(REDIS_PORT, appendonly=True, dir=tmp_path) as server:
         env = {**ENV, "REDIS_URL": server.url}
         fleet.wait_ready(fleet.start(env))
         fleet.wait_ready(fleet.start(env))

@@ -17,7 +17,8 @@ import pytest
 from {{ cookiecutter.package_name }} import broker, config, refusal, worker_checks
 from {{ cookiecutter.package_name }}.tasks.example import add
 
-from .support.private_instances import (
+from .support.private_services import (
+    LATE_REDIS_PORT,
     SILENT_BROKER_PORT,
     SILENT_POSTGRES_PORT,
     SILENT_REDIS_PORT,
@@ -180,7 +181,7 @@ def test_broker_url_equal_to_the_setting_is_accepted() -> None:
 
 
 def test_worker_waits_for_a_late_redis(fleet: Fleet, tmp_path: Path) -> None:
-    with private_redis(tmp_path) as server:
+    with private_redis(LATE_REDIS_PORT, appendonly=False, start=False) as server:
         env = {"REDIS_URL": server.url, "STARTUP_DEPENDENCY_TIMEOUT": LATE_WAIT}
         worker = fleet.start(env)
         waited_for(worker, "REDIS_URL")
@@ -255,8 +256,7 @@ def test_worker_that_never_reached_its_broker_is_unhealthy(fleet: Fleet, tmp_pat
 
 def test_worker_that_lost_its_broker_stays_healthy(fleet: Fleet, tmp_path: Path) -> None:
     if broker.NAME == "redis":
-        with private_redis(tmp_path) as server:
-            server.start()
+        with private_redis(LATE_REDIS_PORT, appendonly=False) as server:
             check_broker_loss(fleet, tmp_path, server.url, server.kill)
     else:
         relay = Cut(SILENT_BROKER_PORT, 5672)

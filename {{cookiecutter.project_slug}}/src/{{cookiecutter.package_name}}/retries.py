@@ -25,6 +25,9 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     kombu.exceptions.OperationalError,
+    # A Redis publish batch cut off by a lost connection: some of its messages may be queued;
+    # publishing them again under the same task ids is what the completion markers absorb.
+    kombu.exceptions.BatchPublishError,
     amqp.exceptions.ConnectionError,
 )
 

@@ -1,8 +1,8 @@
-"""Private Redis and RabbitMQ instances for fault tests: ports of their own, always ended.
+"""Private Redis, RabbitMQ and PostgreSQL servers for fault tests: ports of their own, always ended.
 
-The shared services are never stopped or flushed. A test that needs a broker or Redis to crash,
-restart or lose its data starts one here, on a port it names, and the context manager ends it
-(and removes its files) whatever happens. Every wait has a deadline; nothing sleeps blindly.
+The shared services are never stopped or flushed. A test that needs a broker, Redis or the
+database to crash, restart, freeze or come late starts one here, on a port it names, and the
+context manager ends it (and removes its files) whatever happens. Every wait has a deadline.
 
     with private_redis(6390, appendonly=True) as broker:
         broker.kill()
@@ -14,6 +14,7 @@ restart or lose its data starts one here, on a port it names, and the context ma
 """
 
 import contextlib
+import glob
 import os
 import secrets
 import shutil
@@ -21,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +36,13 @@ from .workers import wait_for
 
 #: Debian installs the real scripts here; /usr/sbin has wrappers that switch to the rabbitmq user.
 RABBITMQ_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
+#: Ports of servers started late (nothing else in the suite uses them).
+LATE_REDIS_PORT = 6396
+LATE_POSTGRES_PORT = 5443
+#: Ports where nothing ever listens: "the service never answers".
+SILENT_REDIS_PORT = 6397
+SILENT_BROKER_PORT = 6398
+SILENT_POSTGRES_PORT = 5449
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -50,11 +59,16 @@ def _refuse_taken_port(port: int) -> None:
         raise RuntimeError(f"port {port} is already in use: refusing to touch another service")
 
 
-def _require(program: str, package: str) -> str:
-    """The path of ``program``; skip the test when it is not installed (it needs the server)."""
-    found = shutil.which(program)
+def program(name: str, package: str, *patterns: str) -> str:
+    """The path of ``name``; a skip outside CI when it is not installed, a failure in CI."""
+    found = shutil.which(name) or next(
+        iter(sorted(path for pattern in patterns for path in glob.glob(pattern))[::-1]), None
+    )
     if found is None:
-        pytest.skip(f"{program} is not installed (Debian/Ubuntu package {package})")
+        message = f"this test starts a private {name}; install it (Debian package {package})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return found
 
 
@@ -100,7 +114,7 @@ class PrivateRedis:
         _refuse_taken_port(self.port)
         began = time.monotonic()
         command = [
-            _require("redis-server", "redis-server"),
+            program("redis-server", "redis-server"),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.dir),
@@ -136,21 +150,34 @@ class PrivateRedis:
     def stop(self) -> None:
         self.kill()
 
+    def freeze(self) -> None:
+        """Stop answering while the port still accepts connections, as a hung node does."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
 
 @contextlib.contextmanager
 def private_redis(
     port: int,
+    *,
     appendonly: bool = True,
     appendfsync: str = "always",
     save: str = "",
     dir: Path | None = None,
+    start: bool = True,
 ) -> Iterator[PrivateRedis]:
-    """A redis-server on ``port``; killed, and its files removed unless ``dir`` was given."""
+    """A redis-server on ``port`` (``start=False``: not yet started); killed, and its files
+    removed unless ``dir`` was given."""
     own = dir is None
     directory = Path(tempfile.mkdtemp(prefix=f"redis-{port}-")) if own else Path(dir)  # type: ignore[arg-type]
     server = PrivateRedis(port, directory, appendonly, appendfsync, save)
     try:
-        server.start()
+        if start:
+            server.start()
         yield server
     finally:
         _end(server.process)
@@ -161,7 +188,7 @@ def private_redis(
 def _rabbitmq_script(name: str) -> str:
     """The real script (not Debian's wrapper, which switches user and ignores HOME)."""
     script = RABBITMQ_SCRIPTS / name
-    return str(script) if script.exists() else _require(name, "rabbitmq-server")
+    return str(script) if script.exists() else program(name, "rabbitmq-server")
 
 
 @dataclass
@@ -307,3 +334,108 @@ def private_rabbitmq(
         node.stop(timeout=30)
         if own:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def as_postgres_user() -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the postgres user there."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster (trust authentication) on ``port``."""
+
+    def __init__(self, directory: Path, port: int = LATE_POSTGRES_PORT) -> None:
+        self.bin = Path(program("initdb", "postgresql", "/usr/lib/postgresql/*/bin/initdb")).parent
+        self.directory = directory
+        self.data = directory / "data"
+        self.port = port
+        self.started = False
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *argv: str) -> None:
+        subprocess.run(
+            [*as_postgres_user(), *argv], check=True, capture_output=True, cwd=self.directory
+        )
+
+    def initdb(self) -> None:
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+            "--no-sync",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        _refuse_taken_port(self.port)
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.directory / "log"), "-w", "start",
+        )  # fmt: skip
+        self.started = True
+
+    def stop(self) -> None:
+        if self.started:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+            self.started = False
+
+
+@contextlib.contextmanager
+def private_postgres(port: int = LATE_POSTGRES_PORT) -> Iterator[PrivatePostgres]:
+    """A PrivatePostgres with its cluster made (not started); stopped and deleted at the end.
+
+    Its directory is not under pytest's, which only root may enter when the tests run as root.
+    """
+    with tempfile.TemporaryDirectory(prefix="private-postgres-") as directory:
+        server = PrivatePostgres(Path(directory), port)
+        server.initdb()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+class Cut:
+    """A TCP relay to a shared service on a port of its own; ``cut`` makes the service vanish.
+
+    For a fault on a server the tests may not stop (the shared RabbitMQ): after ``cut`` every
+    relayed connection is closed and new ones are refused, as if the server had died.
+    """
+
+    def __init__(self, port: int, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.sockets: list[socket.socket] = [self.listener]
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                return
+            with self.lock:
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
