@@ -12,6 +12,10 @@ and environment, plus short retry countdowns). Every scenario makes sense for ev
   started again.
 - ``bad-messages``: four messages published raw with kombu (malformed JSON, a pickle body, an
   unknown task name, no Celery headers), then a good task behind them.
+- ``broker``: a producer publishes the 200 tasks one every 30 ms while the broker fails once a
+  quarter of them are published: the Redis broker (AOF) SIGKILLed and restarted 8 s later, or a
+  private RabbitMQ node's application stopped for 8 s (``rabbitmqctl stop_app``). A publish that
+  raised to the producer is counted apart ("publish raised"): the caller knows it failed.
 
 Prints, per scenario, broker and variant: tasks lost (never completed and not in the dead-letter
 store), dead-lettered (with reasons, from ``python -m <pkg>.dead_letters list``), duplicated
@@ -26,8 +30,8 @@ what is missing then is lost.
         [--scenarios redis database bad-messages] [--variants defaults article service]
 
 The Redis broker is a private redis-server with AOF (port 6386), the RabbitMQ broker the local
-one (a queue of its own per run, deleted at the end). A broker restart under a publishing
-producer is not a scenario here yet.
+one (a queue of its own per run, deleted at the end), except in ``broker``, which starts a
+private node (ports 5686 and 25686).
 
 Measured 2026-11-25 (2 cores shared with other test runs; 573 s for both brokers), lost of 200
 for defaults / article / service: Redis killed 149 / 55 / 0 (RabbitMQ) and 148 / 70 / 0 (Redis);
@@ -48,28 +52,35 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RABBITMQ_URL = "amqp://guest:guest@localhost:5672//"
 BROKERS = ("rabbitmq", "redis")
-SCENARIOS = ("redis", "database", "bad-messages")
+SCENARIOS = ("redis", "database", "bad-messages", "broker")
 VARIANTS = ("defaults", "article", "service")
 #: Private servers of this benchmark (the tests use others).
 BROKER_REDIS_PORT = 6386
 LEDGER_REDIS_PORT = 6387
 POSTGRES_PORT = 5444
+RABBITMQ_PORT, RABBITMQ_DIST_PORT = 5686, 25686
 
 TASKS = 200
 SHORTEST, LONGEST = 0.1, 0.5
 WORKERS = 2
 CONCURRENCY = "2"
 OUTAGE = 15.0
+#: The broker's outage: well past Celery's default publish retries (0.6 s), inside the service's
+#: (about 30 s).
+BROKER_OUTAGE = 8.0
+#: Seconds between two publishes of the producer in ``broker``.
+PUBLISH_EVERY = 0.03
 #: Seconds without progress after which what is missing counts as lost: above the longest
 #: countdown of each variant (article: 16 s with full jitter; service: TASK_RETRY_BACKOFF_MAX).
 QUIET = {"defaults": 8.0, "article": 20.0, "service": 20.0}
@@ -127,8 +138,9 @@ def report(results: dict[str, Any], scenarios: list[str], variants: list[str]) -
         "dead-lettered.\n"
     )
     header = (
-        f"{'scenario':13} {'broker':9} {'settings':9} {'sent':>5} {'lost':>5} {'dead-lettered':>13}"
-        f" {'duplicated':>10} {'runs cut':>8} {'drained after fault':>19}  reasons"
+        f"{'scenario':13} {'broker':9} {'settings':9} {'sent':>5} {'publish raised':>14}"
+        f" {'lost':>5} {'dead-lettered':>13} {'duplicated':>10} {'runs cut':>8}"
+        f" {'drained after fault':>19}  reasons"
     )
     print(header)
     print("-" * len(header))
@@ -140,9 +152,9 @@ def report(results: dict[str, Any], scenarios: list[str], variants: list[str]) -
                 drained = "-" if row["drain"] is None else f"{row['drain']:.1f} s"
                 reasons = ", ".join(f"{name} {count}" for name, count in row["reasons"].items())
                 print(
-                    f"{scenario:13} {broker:9} {variant:9} {row['sent']:>5} {row['lost']:>5} "
-                    f"{letters:>13} {row['duplicated']:>10} {row['cut']:>8} {drained:>19}  "
-                    + reasons
+                    f"{scenario:13} {broker:9} {variant:9} {row['sent']:>5} {row['raised']:>14} "
+                    f"{row['lost']:>5} {letters:>13} {row['duplicated']:>10} {row['cut']:>8} "
+                    f"{drained:>19}  {reasons}"
                 )
 
 
@@ -152,11 +164,21 @@ def report(results: dict[str, Any], scenarios: list[str], variants: list[str]) -
 class Run:
     """One scenario against one variant: its queue, ledger Redis, environment, workers."""
 
-    def __init__(self, broker: str, broker_url: str, variant: str, directory: Path) -> None:
+    def __init__(
+        self,
+        broker: str,
+        broker_url: str,
+        variant: str,
+        directory: Path,
+        broker_outage: Callable[[], None],
+    ) -> None:
         from celery import Celery
         from tests.support.private_services import PrivateRedis
 
         self.broker, self.variant, self.directory = broker, variant, directory
+        self.broker_outage = broker_outage
+        #: Items whose publish raised to the producer (``broker``).
+        self.raised: set[str] = set()
         self.package = json.loads(Path(".cookiecutter.json").read_text())["package_name"]
         self.queue = f"bench-faults-{uuid.uuid4().hex[:10]}"
         (directory / "ledger").mkdir(parents=True)
@@ -277,6 +299,7 @@ class Run:
     ) -> dict[str, Any]:
         """Wait until each item completed or was dead-lettered, or nothing moved for ``quiet`` s."""
         quiet = QUIET[self.variant] if quiet is None else quiet
+        items = [item for item in items if item not in self.raised]
         import redis
 
         client = self.client()
@@ -303,7 +326,8 @@ class Run:
             time.sleep(0.5)
         runs = self.ledger_runs(client, items)
         self.stop_workers()
-        return count(items, runs, self.dead_letters(), self.task_ids, fault_end, last_letter)
+        row = count(items, runs, self.dead_letters(), self.task_ids, fault_end, last_letter)
+        return {**row, "raised": len(self.raised)}
 
     def stop_workers(self) -> None:
         # Everything is counted: SIGKILL is quickest and the queue is deleted afterwards.
@@ -330,12 +354,13 @@ class Run:
         from importlib import import_module
 
         config = import_module(f"{self.package}.config").from_env(self.env)
+        visibility = getattr(import_module(f"{self.package}.broker"), "visibility_timeout", None)
         shown = {k: self.env[k] for k in ("REMAP_SIGTERM", "ECS_STOP_TIMEOUT", *SERVICE_ENV)}
         return (
             f"task definition's command and environment, {shown}; so max_retries "
             f"{config.max_retries}, delivery limit {config.delivery_limit}, time limits "
             f"{config.soft_time_limit:g}/{config.time_limit:g} s"
-            + (f", visibility {config.visibility_timeout:g} s" if self.broker == "redis" else "")
+            + (f", visibility {visibility(config):g} s" if self.broker == "redis" else "")
         )
 
 
@@ -478,28 +503,71 @@ def bad_messages_scenario(run: Run) -> dict:
     return run.settle(list(kinds), published, quiet=3.0)
 
 
+def broker_scenario(run: Run) -> dict:
+    run.configure()
+    run.start_workers()
+    items = [uuid.uuid4().hex for _ in range(TASKS)]
+    outage = threading.Thread(target=run.broker_outage)
+    for row, (item, seconds) in enumerate(zip(items, durations(), strict=True)):
+        if row == TASKS // 4:
+            outage.start()
+        try:
+            run.send("bench.work", item, seconds)
+        except Exception:  # what the producer is told: counted as raised, not as lost
+            run.raised.add(item)
+        time.sleep(PUBLISH_EVERY)  # the producer's pace, not a wait for something
+    outage.join()
+    return run.settle(items, time.time())
+
+
 SCENARIO_RUNNERS = {
     "redis": redis_scenario,
     "database": database_scenario,
     "bad-messages": bad_messages_scenario,
+    "broker": broker_scenario,
 }
+
+
+@contextlib.contextmanager
+def broker_for(
+    broker: str, scenario: str, directory: Path
+) -> Iterator[tuple[str, Callable[[], None]]]:
+    """The broker URL of a scenario, and how to make that broker fail for BROKER_OUTAGE s."""
+    from tests.support.private_services import private_rabbitmq, private_redis
+
+    if broker == "rabbitmq" and scenario != "broker":
+        yield RABBITMQ_URL, lambda: None
+        return
+    if broker == "rabbitmq":
+        with private_rabbitmq("bench-faults", RABBITMQ_PORT, RABBITMQ_DIST_PORT) as node:
+
+            def stop_app() -> None:
+                node.stop_app()
+                time.sleep(BROKER_OUTAGE)  # the outage itself
+                node.start_app()
+
+            yield node.url, stop_app
+        return
+    with private_redis(BROKER_REDIS_PORT) as server:
+
+        def kill() -> None:
+            server.kill()
+            time.sleep(BROKER_OUTAGE)  # the outage itself
+            server.start()
+
+        yield server.url, kill
 
 
 def inner(broker: str, scenarios: list[str], variants: list[str]) -> None:
     sys.path.insert(0, str(Path.cwd()))  # the baked project's tests.support
-    from tests.support.private_services import private_redis
-
     results: dict[str, Any] = {"settings": {}, "rows": {}}
     with tempfile.TemporaryDirectory(prefix="faults-") as scratch:
         directory = Path(scratch)
-        (directory / "broker").mkdir()
-        with private_redis(
-            BROKER_REDIS_PORT, dir=directory / "broker", start=broker == "redis"
-        ) as server:
-            broker_url = server.url if broker == "redis" else RABBITMQ_URL
-            for scenario in scenarios:
+        for scenario in scenarios:
+            with broker_for(broker, scenario, directory) as (broker_url, outage):
                 for variant in variants:
-                    run = Run(broker, broker_url, variant, directory / f"{scenario}-{variant}")
+                    where = directory / f"{scenario}-{variant}"
+                    run = Run(broker, broker_url, variant, where, outage)
                     try:
                         row = SCENARIO_RUNNERS[scenario](run)
                         results["settings"][variant] = run.settings()
