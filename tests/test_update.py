@@ -26,8 +26,9 @@ BIN = Path(sys.executable).parent
 GIT = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
 PROJECT = "{{cookiecutter.project_slug}}"
 
-#: The first commit of this repository with the core/service layout (issue 12): case A renders a
-#: project there and updates it to HEAD. None until that layout has landed.
+#: The first commit of this repository with the core/service layout (issue 12) and
+#: scripts/update-from-template: case A renders a project there and updates it to HEAD. None
+#: until both have landed.
 LAYOUT_COMMIT: str | None = None
 
 #: The synthetic convention change: a core default, in whichever template-owned module holds it.
@@ -321,6 +322,8 @@ def test_project_rendered_at_an_earlier_commit_updates_to_head(
 ) -> None:
     """Case A: a project rendered at LAYOUT_COMMIT and customised takes every later change."""
     assert LAYOUT_COMMIT is not None
+    known = run(["git", "cat-file", "-e", f"{LAYOUT_COMMIT}^{{commit}}"], template, check=False)
+    assert known.returncode == 0, f"{LAYOUT_COMMIT} is not in this clone: it needs the history"
     project = cruft_create(template, tmp_path / "project", {"broker": "redis"}, LAYOUT_COMMIT)
     customise(project)
 
