@@ -16,6 +16,8 @@ from .test_rendered import UV
 
 #: Project names that sort before, between and after every locked package.
 SLUGS = ["aaa-first", "m-middle", "zzz-last"]
+#: A small pure-Python package with no dependencies, not in the lock.
+ADDED = "tenacity"
 
 
 def uv(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -48,8 +50,9 @@ def test_lock_is_uvs_own_for_any_project_name(tmp_path: Path, slug: str) -> None
     assert locked.returncode == 0, locked.stderr
     assert (project / "uv.lock").read_text() == rendered, "uv lock rewrote the rendered lock"
 
-    added = uv(project, "add", "idna")
+    assert ADDED not in names, "the test must add a package the lock does not have yet"
+    added = uv(project, "add", "--no-sync", ADDED)
     assert added.returncode == 0, added.stderr
     after = package_names(project)
-    assert [name for name in after if name != "idna"] == names
+    assert [name for name in after if name != ADDED] == names
     assert after == sorted(after)
