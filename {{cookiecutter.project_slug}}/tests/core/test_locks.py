@@ -8,11 +8,11 @@ import pytest
 import redis
 from redis.exceptions import LockNotOwnedError
 
-from {{ cookiecutter.package_name }} import locks
+from {{ cookiecutter.package_name }}.core import locks
 
-from .support.redelivery import redeliver_unacknowledged
-from .support.runs import overlaps, runs_of
-from .support.workers import Fleet, wait_for
+from ..support.redelivery import redeliver_unacknowledged
+from ..support.runs import overlaps, runs_of
+from ..support.workers import Fleet, wait_for
 
 ENV = {
     "ECS_STOP_TIMEOUT": "30",

@@ -2,9 +2,9 @@
 
 import pytest
 
-from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }}.core import config
 
-from .support.workers import Fleet, wait_for
+from ..support.workers import Fleet, wait_for
 
 
 @pytest.mark.parametrize(
