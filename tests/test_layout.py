@@ -6,6 +6,7 @@ patterns; a task module dropped into the tasks package is registered with no oth
 
 import ast
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -41,8 +42,10 @@ REGISTERED = (
 )
 
 
-def imported_modules(path: Path, module: str) -> set[str]:
-    """Every module ``path`` (the module named ``module``) imports, by absolute name."""
+def imported_modules(path: Path, source: Path) -> set[str]:
+    """Every module the file ``path`` under ``source`` imports, by absolute name."""
+    parts = path.relative_to(source).with_suffix("").parts
+    package = parts[:-1]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -50,7 +53,7 @@ def imported_modules(path: Path, module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                parent = module.split(".")[: -node.level]
+                parent = package[: len(package) - node.level + 1]
                 base = ".".join([*parent, *([base] if base else [])])
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
@@ -65,12 +68,28 @@ def test_core_imports_nothing_of_the_service(choice_project: Path) -> None:
     assert len(modules) > 10
     outside = set()
     for path in modules:
-        name = ".".join(path.relative_to(source).with_suffix("").parts)
-        for imported in imported_modules(path, name):
+        for imported in imported_modules(path, source):
             parts = imported.split(".")
             if parts[0] == package and parts[1:2] != ["core"] and len(parts) > 1:
                 outside.add(parts[1])
     assert outside <= CORE_MAY_IMPORT
+
+
+def test_readme_lists_every_module_on_one_screen(choice_project: Path) -> None:
+    package = json.loads((choice_project / ".cookiecutter.json").read_text())["package_name"]
+    readme = (choice_project / "README.md").read_text()
+    block = re.search(r"## Layout\n\n```text\n(.*?)```", readme, re.DOTALL).group(1)
+    lines = block.splitlines()
+    assert lines[0] == f"src/{package}/"
+    assert len(lines) <= 30
+    listed = {re.sub(r"^[\s│├└─]+", "", line).split()[0] for line in lines[1:]}
+    source = choice_project / "src" / package
+    present = {
+        path.name + ("/" if path.is_dir() else "")
+        for path in [*source.iterdir(), *(source / "core").iterdir()]
+        if path.name not in {"__init__.py", "__pycache__"}
+    }
+    assert listed == present
 
 
 def test_examples_deleted_and_a_task_module_dropped_in(tmp_path: Path) -> None:

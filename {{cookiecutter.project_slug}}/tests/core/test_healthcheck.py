@@ -1,6 +1,6 @@
 """The container health check (deploy/ecs/healthcheck.py): its rule, and the script itself.
 
-tests/test_startup.py runs it against real workers, with and without a broker.
+tests/core/test_startup.py runs it against real workers, with and without a broker.
 """
 
 import os

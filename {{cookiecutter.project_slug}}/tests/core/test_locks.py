@@ -113,7 +113,7 @@ def test_redelivered_completed_task_is_not_run_again(
 
 
 def test_worker_refuses_to_start_without_redis(fleet: Fleet) -> None:
-    # Waited for (briefly here) before the refusal: tests/test_startup.py shows the wait.
+    # Waited for (briefly here) before the refusal: tests/core/test_startup.py shows the wait.
     worker = fleet.start({"REDIS_URL": "redis://127.0.0.1:1/0", "STARTUP_DEPENDENCY_TIMEOUT": "1"})
     wait_for(lambda: not worker.alive(), 30, "the worker to exit")
     assert worker.process.returncode == 78
