@@ -7,5 +7,5 @@ the setting, its value and the rule.
 
 from typing import Any
 
-#: Celery setting -> value, e.g. ``{"task_annotations": {"example.add": {"rate_limit": "10/s"}}}``.
+#: Celery setting -> value, e.g. ``{"worker_max_tasks_per_child": 1000}`` for a leaky library.
 CELERY_OVERRIDES: dict[str, Any] = {}

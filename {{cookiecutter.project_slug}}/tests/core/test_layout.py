@@ -68,7 +68,8 @@ def test_an_override_that_breaks_a_rule_is_refused(
 
 
 def test_overrides_are_merged_last(monkeypatch: pytest.MonkeyPatch) -> None:
-    routes = {"example.add": {"queue": "other"}}
+    route = {"queue": "other"}
+    routes = {"example.add": route}
     overrides = {"task_routes": routes, "timezone": "Europe/Paris", "task_acks_late": True}
     monkeypatch.setattr(service_settings, "CELERY_OVERRIDES", overrides)
     settings = celery_settings(config.from_env({}))
