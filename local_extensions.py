@@ -7,7 +7,7 @@ from jinja2.ext import Extension
 
 PACKAGE = Path(__file__).resolve().parent / "{{cookiecutter.project_slug}}" / "src"
 #: The rendered package's rules module: plain Python that the pre-generation hook loads as is.
-RULES = PACKAGE / "{{cookiecutter.package_name}}" / "rules.py"
+RULES = PACKAGE / "{{cookiecutter.package_name}}" / "core" / "rules.py"
 
 
 class SharedRules(Extension):

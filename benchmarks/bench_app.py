@@ -63,7 +63,7 @@ def client() -> redis.Redis:
     """The service's own Redis client (its REDIS_URL is BENCH_REDIS_URL); a plain one otherwise."""
     global _client
     if VARIANT == "service":
-        return import_module(PACKAGE + ".redis_client").client()
+        return import_module(PACKAGE + ".core.redis_client").client()
     if _client is None or _client.connection_pool.pid != os.getpid():
         _client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"], decode_responses=True)
     return _client
@@ -74,7 +74,7 @@ def read_row(row: int) -> str:
     global _engine, _engine_pid
     query = text("SELECT value FROM bench_rows WHERE id = :id")
     if VARIANT == "service":
-        with import_module(PACKAGE + ".db").session() as session:
+        with import_module(PACKAGE + ".core.db").session() as session:
             return str(session.execute(query, {"id": row}).scalar_one())
     if _engine is None or _engine_pid != os.getpid():
         _engine = create_engine(os.environ["BENCH_DATABASE_URL"])

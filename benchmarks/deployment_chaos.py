@@ -185,8 +185,9 @@ def inner(broker: str, parts: list[str]) -> None:
         if variant == "service":
             # Publish as the service does: its queue (a quorum queue on RabbitMQ, whose
             # arguments every declaration must repeat), exchange and confirmation settings.
-            config = import_module(f"{package}.config").from_env(env)
-            producer.conf.update(import_module(f"{package}.settings").celery_settings(config))
+            config = import_module(f"{package}.core.config").from_env(env)
+            settings = import_module(f"{package}.core.celery_settings").celery_settings(config)
+            producer.conf.update(settings)
         return producer, queue, env
 
     for workload in WORKLOADS if "chaos" in parts else []:

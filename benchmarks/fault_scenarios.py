@@ -18,7 +18,7 @@ and environment, plus short retry countdowns). Every scenario makes sense for ev
   raised to the producer is counted apart ("publish raised"): the caller knows it failed.
 
 Prints, per scenario, broker and variant: tasks lost (never completed and not in the dead-letter
-store), dead-lettered (with reasons, from ``python -m <pkg>.dead_letters list``), duplicated
+store), dead-lettered (with reasons, from ``python -m <pkg>.core.dead_letters list``), duplicated
 (completed more than once), recorded runs cut short by the fault (an attempt while the ledger
 Redis is down cannot record itself), and seconds from the end of the fault until the last task
 completed or was dead-lettered. Defaults and article declare no dead-letter
@@ -217,8 +217,8 @@ class Run:
             self.env.update(SERVICE_ENV, REDIS_URL=self.ledger.url)
             # Publish as the service does: its queue (a quorum queue on RabbitMQ, whose
             # arguments every declaration must repeat), exchange and confirmation settings.
-            config = import_module(f"{self.package}.config").from_env(self.env)
-            settings = import_module(f"{self.package}.settings").celery_settings(config)
+            config = import_module(f"{self.package}.core.config").from_env(self.env)
+            settings = import_module(f"{self.package}.core.celery_settings").celery_settings(config)
             self.producer.conf.update(settings)
 
     def client(self) -> Any:
@@ -289,8 +289,9 @@ class Run:
         """The service's dead letters, as its command lists them; None for the others."""
         if self.variant != "service":
             return None
+        command = f"{self.package}.core.dead_letters"
         listed = subprocess.run(
-            [sys.executable, "-m", f"{self.package}.dead_letters", "--queue", self.queue, "list"],
+            [sys.executable, "-m", command, "--queue", self.queue, "list"],
             env=self.env,
             capture_output=True,
             text=True,
@@ -358,8 +359,9 @@ class Run:
             return ARTICLE_SETTINGS
         from importlib import import_module
 
-        config = import_module(f"{self.package}.config").from_env(self.env)
-        visibility = getattr(import_module(f"{self.package}.broker"), "visibility_timeout", None)
+        config = import_module(f"{self.package}.core.config").from_env(self.env)
+        broker = import_module(f"{self.package}.core.broker")
+        visibility = getattr(broker, "visibility_timeout", None)
         shown = {k: self.env[k] for k in ("REMAP_SIGTERM", "ECS_STOP_TIMEOUT", *SERVICE_ENV)}
         return (
             f"task definition's command and environment, {shown}; so max_retries "
@@ -468,7 +470,7 @@ def bad_messages_scenario(run: Run) -> dict:
 
     run.configure()
     run.start_workers()
-    message_id = import_module(f"{run.package}.dead_letters").message_id
+    message_id = import_module(f"{run.package}.core.dead_letters").message_id
     json_type = {"content_type": "application/json", "content_encoding": "utf-8"}
     headers = {"lang": "py", "argsrepr": "()", "kwargsrepr": "{}", "retries": 0}
     empty = b'[[], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'

@@ -56,13 +56,13 @@ def test_data_files_parse(choice_project: Path) -> None:
 def test_only_the_chosen_broker_is_rendered(choice_project: Path) -> None:
     answers = json.loads((choice_project / ".cookiecutter.json").read_text())
     package = choice_project / "src" / answers["package_name"]
-    broker_module = (package / "broker.py").read_text()
+    broker_module = (package / "core" / "broker.py").read_text()
     assert f'NAME = "{answers["broker"]}"' in broker_module
     compose = yaml.safe_load((choice_project / "compose.yaml").read_text())
     assert ("rabbitmq" in compose["services"]) == (answers["broker"] == "rabbitmq")
     other = {"rabbitmq": "visibility_timeout", "redis": "confirm_publish"}[answers["broker"]]
     assert other not in broker_module
-    store = (package / "dead_letters" / "store.py").read_text()
+    store = (package / "core" / "dead_letters" / "store.py").read_text()
     own, other = {"rabbitmq": ("x-death", "DELIVERIES"), "redis": ("DELIVERIES", "x-death")}[
         answers["broker"]
     ]

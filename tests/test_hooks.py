@@ -187,7 +187,7 @@ SHARED_RULE_CASES = [
 
 RENDERED_VERDICTS = """
 import json, sys
-from {package} import config, rules
+from {package}.core import config, rules
 verdicts = []
 for stop, soft, hard, cpu, memory in json.loads(sys.argv[1]):
     env = {{"ECS_STOP_TIMEOUT": stop, "TASK_SOFT_TIME_LIMIT": soft, "TASK_TIME_LIMIT": hard}}

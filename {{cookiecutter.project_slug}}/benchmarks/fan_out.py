@@ -28,11 +28,11 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, select
 
-from {{ cookiecutter.package_name }} import broker, db
 from {{ cookiecutter.package_name }}.celery_app import app
+from {{ cookiecutter.package_name }}.core import broker, db
+from {{ cookiecutter.package_name }}.core.runs import derived_id
 from {{ cookiecutter.package_name }}.models import Base, User
 from {{ cookiecutter.package_name }}.tasks.newsletter import (
-    derived_id,
     send_newsletter_fan_out,
     send_newsletter_to_user,
 )
@@ -57,9 +57,8 @@ def measure(method: str, users: int) -> dict[str, float]:
         query = select(User.id).order_by(User.id).limit(users).execution_options(yield_per=1000)
         with db.session() as session:
             for user_id in session.scalars(query):
-                send_newsletter_to_user.apply_async(
-                    (newsletter, user_id), task_id=derived_id(run_id, f"user/{user_id}")
-                )
+                task_id = derived_id(run_id, f"{send_newsletter_to_user.name}/{user_id}")
+                send_newsletter_to_user.apply_async((newsletter, user_id), task_id=task_id)
     else:
         send_newsletter_fan_out.apply((newsletter,), task_id=uuid.uuid4().hex, throw=True)
     seconds = time.perf_counter() - started

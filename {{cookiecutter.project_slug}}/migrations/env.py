@@ -5,7 +5,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from {{ cookiecutter.package_name }} import config, db, refusal
+from {{ cookiecutter.package_name }}.core import config, db, refusal
 from {{ cookiecutter.package_name }}.models import Base
 
 if context.config.config_file_name is not None:

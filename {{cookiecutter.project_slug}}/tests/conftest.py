@@ -19,10 +19,10 @@ os.environ.setdefault(
     "CELERY_RESULT_BACKEND", os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 )
 
-from {{ cookiecutter.package_name }} import broker, config  # noqa: E402
 from {{ cookiecutter.package_name }}.celery_app import app  # noqa: E402
-from {{ cookiecutter.package_name }}.dead_letters import store  # noqa: E402
-from {{ cookiecutter.package_name }}.redis_client import client  # noqa: E402
+from {{ cookiecutter.package_name }}.core import broker, config  # noqa: E402
+from {{ cookiecutter.package_name }}.core.dead_letters import store  # noqa: E402
+from {{ cookiecutter.package_name }}.core.redis_client import client  # noqa: E402
 
 from .support.workers import Fleet  # noqa: E402
 

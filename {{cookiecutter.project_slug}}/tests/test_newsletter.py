@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 import redis
 
-from {{ cookiecutter.package_name }} import completion
-from {{ cookiecutter.package_name }}.tasks.newsletter import deliveries_key, derived_id, sent_key
+from {{ cookiecutter.package_name }}.core import completion
+from {{ cookiecutter.package_name }}.core.runs import derived_id
+from {{ cookiecutter.package_name }}.tasks.newsletter import deliveries_key, sent_key
 
-from .support.databases import KINDS, fresh_database, seed_users
+from .support.databases import KINDS, fresh_database
 from .support.workers import Fleet, wait_for
+from .users import seed_users
 
 # Real workers over two databases for a minute: the README's test command runs them, the quick
 # `-m "not slow"` pass leaves them out.
@@ -67,7 +69,7 @@ def fanned_out(fleet: Fleet, run: str) -> list[int]:
     return [
         int(record["published"])
         for worker in fleet.workers
-        for record in worker.events("newsletter.fanned_out", run=run)
+        for record in worker.events("run.fanned_out", run=run)
     ]
 
 

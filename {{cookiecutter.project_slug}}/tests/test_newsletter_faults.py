@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import redis
 {% if cookiecutter.broker == 'redis' %}
-from {{ cookiecutter.package_name }}.broker import FETCH_LISTS
+from {{ cookiecutter.package_name }}.core.broker import FETCH_LISTS
 {%- endif %}
 from {{ cookiecutter.package_name }}.tasks.newsletter import deliveries_key, sent_key
 
 from .conftest import QUEUE
-from .support.databases import fresh_database, seed_users
+from .support.databases import fresh_database
 from .support.faults import private_app
 {%- if cookiecutter.broker == 'rabbitmq' %}
 from .support.private_services import PrivateRabbitMQ, private_rabbitmq
@@ -29,6 +29,7 @@ from .support.private_services import PrivateRedis, private_redis
 from .support.redelivery import redeliver_unacknowledged
 {%- endif %}
 from .support.workers import Fleet, wait_for
+from .users import seed_users
 
 pytestmark = pytest.mark.slow
 

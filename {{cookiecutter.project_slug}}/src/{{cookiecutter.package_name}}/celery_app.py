@@ -1,20 +1,23 @@
-"""The Celery application: ``celery -A {{ cookiecutter.package_name }}.celery_app worker``."""
+"""The Celery app: the core's settings and signals, the service's tasks and overrides.
+
+Run by ``celery -A {{ cookiecutter.package_name }}.celery_app worker``; task modules take ``app`` from here.
+"""
 
 from celery import Celery, signals
 
-from . import broker, config, logs, refusal, soft_limit_guard, worker_checks
-from .dead_letters import store as dead_letters
-from .settings import celery_settings
+from .core import broker, config, logs, refusal, soft_limit_guard, worker_checks
+from .core.celery_settings import celery_settings
+from .core.dead_letters import store as dead_letters
 
 try:
-    service_config = config.current()
+    settings = celery_settings(config.current())
 except config.ConfigError as error:
     # Whoever imports the app (the celery command, the dead-letter command) stops here, with
     # every problem listed and no traceback.
     refusal.refuse(error.problems)
 
-app = Celery(__package__, task_cls=f"{__package__}.base_task:BaseTask")
-app.conf.update(celery_settings(service_config))
+app = Celery(__package__, task_cls=f"{__package__}.core.base_task:BaseTask")
+app.conf.update(settings)
 dead_letters.install(app)
 
 # weak=False: the receivers are module functions, but keep them alive regardless of import order.

@@ -1,8 +1,8 @@
 """The database models (SQLAlchemy 2.0, typed); ``migrations/`` holds their Alembic migrations.
 
 After changing a model: ``uv run alembic revision --autogenerate -m "what changed"``, read the
-generated file, then ``uv run alembic upgrade head``. ``tests/test_migrations.py`` fails while the
-models and the migrations disagree.
+generated file, then ``uv run alembic upgrade head``. ``tests/core/test_migrations.py`` fails
+while the models and the migrations disagree.
 """
 
 from sqlalchemy import MetaData, String

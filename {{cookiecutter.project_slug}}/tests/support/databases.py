@@ -6,12 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
-
-from {{ cookiecutter.package_name }} import db
-from {{ cookiecutter.package_name }}.models import Base, User
 
 #: A PostgreSQL database the tests may connect to, to create and drop databases of their own.
 POSTGRES_URL = os.environ.get(
@@ -36,15 +32,3 @@ def fresh_database(kind: str, directory: Path) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def seed_users(url: str, count: int) -> None:
-    """Create the tables and ``count`` users with ids 1..count."""
-    engine = db.create(url)
-    try:
-        Base.metadata.create_all(engine)
-        with Session(engine) as session, session.begin():
-            rows = [{"id": i, "email": f"user{i}@example.com"} for i in range(1, count + 1)]
-            session.execute(insert(User), rows)
-    finally:
-        engine.dispose()

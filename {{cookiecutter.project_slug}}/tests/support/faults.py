@@ -17,8 +17,8 @@ from typing import Any
 import redis
 from celery import Celery
 
-from {{ cookiecutter.package_name }} import config
-from {{ cookiecutter.package_name }}.settings import celery_settings
+from {{ cookiecutter.package_name }}.core import config
+from {{ cookiecutter.package_name }}.core.celery_settings import celery_settings
 
 from .runs import runs_of
 from .workers import PROJECT
@@ -58,7 +58,7 @@ def outcomes(log: Path) -> list[dict[str, Any]]:
 def dead_letters(env: Mapping[str, str]) -> list[dict[str, Any]]:
     """The dead letters of the test queue, read by the service's own CLI."""
     done = subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}.dead_letters", "list"],
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}.core.dead_letters", "list"],
         cwd=PROJECT,
         env=_environment(env),
         capture_output=True,

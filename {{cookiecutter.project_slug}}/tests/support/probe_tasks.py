@@ -12,10 +12,12 @@ import uuid
 from typing import Any
 
 from celery.exceptions import Reject
+from sqlalchemy import text
 
 from {{ cookiecutter.package_name }}.celery_app import app
-from {{ cookiecutter.package_name }}.locks import no_parallel_processing
-from {{ cookiecutter.package_name }}.redis_client import client
+from {{ cookiecutter.package_name }}.core import db
+from {{ cookiecutter.package_name }}.core.locks import no_parallel_processing
+from {{ cookiecutter.package_name }}.core.redis_client import client
 
 HEARTBEAT = 0.02
 
@@ -50,12 +52,26 @@ def work_for(run: str, seconds: float) -> None:
         alive(run)
 
 
+@app.task(name="probe.echo")
+def echo(value: Any) -> Any:
+    """Returns its argument: proof that a worker runs tasks."""
+    return value
+
+
 @app.task(name="probe.work", bind=True)
 def work(self: Any, item: str, seconds: float) -> None:
     """Simulated work of a given length."""
     run = start_run(item, hostname=self.request.hostname)
     work_for(run, seconds)
     end_run(run)
+
+
+@app.task(name="probe.reads_database")
+def reads_database(item: str) -> None:
+    """Queries the database, then records a run: a run that met an outage records nothing."""
+    with db.session() as session:
+        session.execute(text("SELECT 1"))
+    end_run(start_run(item))
 
 
 @app.task(name="probe.kills_its_process", bind=True)

@@ -4,7 +4,7 @@ from typing import Any
 
 from kombu import Connection
 
-from {{ cookiecutter.package_name }} import broker
+from {{ cookiecutter.package_name }}.core import broker
 
 
 def redeliver_unacknowledged(app: Any) -> None:

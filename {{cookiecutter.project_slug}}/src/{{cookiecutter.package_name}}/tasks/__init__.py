@@ -1,1 +1,1 @@
-"""The service's tasks: every module in this package is registered (``settings.task_modules``)."""
+"""The service's tasks: every module in this package is registered, with no other file to edit."""

@@ -3,8 +3,8 @@
 import pytest
 import redis
 
-from .support.runs import runs_of
-from .support.workers import Fleet, wait_for
+from ..support.runs import runs_of
+from ..support.workers import Fleet, wait_for
 
 SOFT_LIMIT = 1.0
 ENV = {

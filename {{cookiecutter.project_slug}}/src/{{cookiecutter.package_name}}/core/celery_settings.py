@@ -1,13 +1,19 @@
-"""Celery settings of the service, each with the reason it is set and a link to Celery's docs.
+"""Celery settings: the core's, each with its reason and a link to Celery's docs, then the
+service's own (``service_settings.CELERY_OVERRIDES``), merged last and checked.
 
 The broker-specific part lives in ``broker.py``; the values come from ``config.py``.
 """
 
+import importlib.util
 import pkgutil
+from collections.abc import Mapping
 from typing import Any
 
-from . import broker, tasks
-from .config import Config
+from celery.app.defaults import DEFAULTS
+
+from .. import service_settings
+from . import broker
+from .config import Config, ConfigError
 
 #: Seconds a publish waits for a broker that restarts or fails over, then raises to the caller
 #: (docs/design_decisions.md, "Publishing through a broker restart").
@@ -20,16 +26,75 @@ PUBLISH_RETRY_POLICY = {
     "interval_step": 1,
     "interval_max": 4,
 }
+#: The service's tasks: every module of this package is registered. Found by name, so the core
+#: imports nothing from it.
+TASKS_PACKAGE = f"{__name__.partition('.')[0]}.tasks"
+#: Settings the core sets from the environment: an override must set the variable instead, so
+#: the rules of ``config.py`` and the values derived from it (lock TTL, visibility) see it.
+FROM_ENVIRONMENT = {
+    "broker_url": "CELERY_BROKER_URL",
+    "result_backend": "CELERY_RESULT_BACKEND",
+    "task_ignore_result": "CELERY_RESULT_BACKEND",
+    "task_default_queue": "TASK_DEFAULT_QUEUE",
+    "task_soft_time_limit": "TASK_SOFT_TIME_LIMIT",
+    "task_time_limit": "TASK_TIME_LIMIT",
+    "worker_soft_shutdown_timeout": "WORKER_SOFT_SHUTDOWN_TIMEOUT",
+    "worker_concurrency": "WORKER_CONCURRENCY",
+    "broker_heartbeat": "BROKER_HEARTBEAT",
+}
+#: Settings the core sets that guarantee nothing: the service may change them. Every other
+#: setting the core sets is a guarantee and keeps the core's value.
+ADJUSTABLE = ("enable_utc", "timezone")
 
 
 def task_modules() -> list[str]:
-    """The modules of the ``tasks`` package, found on disk (Celery imports them)."""
-    found = pkgutil.iter_modules(tasks.__path__)
-    return sorted(f"{tasks.__name__}.{module.name}" for module in found)
+    """The modules of the tasks package, found on disk (Celery imports them)."""
+    spec = importlib.util.find_spec(TASKS_PACKAGE)
+    paths = spec.submodule_search_locations if spec else None
+    found = pkgutil.iter_modules(paths or [])
+    return sorted(f"{TASKS_PACKAGE}.{module.name}" for module in found)
 
 
 def celery_settings(config: Config) -> dict[str, Any]:
-    """The complete Celery configuration for ``config``."""
+    """The complete Celery configuration: the core's, then the service's overrides.
+
+    Raises ConfigError, one line per override that breaks a rule.
+    """
+    core = core_settings(config)
+    overrides = service_settings.CELERY_OVERRIDES
+    problems = override_problems(core, overrides)
+    if problems:
+        raise ConfigError(problems)
+    return {**core, **overrides}
+
+
+def override_problems(core: Mapping[str, Any], overrides: Mapping[str, Any]) -> list[str]:
+    """Why overrides are refused: not Celery settings, set by the environment, or guarantees."""
+    problems = []
+    for name, value in overrides.items():
+        shown = f"{name}={value!r} (service_settings.CELERY_OVERRIDES)"
+        if name not in DEFAULTS:
+            problems.append(
+                f"{shown}: must be a Celery setting (lower case, "
+                "https://docs.celeryq.dev/en/stable/userguide/configuration.html)"
+            )
+        elif name not in core or name in ADJUSTABLE or value == core[name]:
+            continue
+        elif name in FROM_ENVIRONMENT:
+            problems.append(
+                f"{shown}: must come from the environment: set {FROM_ENVIRONMENT[name]}, "
+                "whose rules the worker checks"
+            )
+        else:
+            problems.append(
+                f"{shown}: must stay {core[name]!r}, a guarantee of the core (its reason is "
+                "beside it in core/celery_settings.py or core/broker.py)"
+            )
+    return problems
+
+
+def core_settings(config: Config) -> dict[str, Any]:
+    """The core's Celery settings for ``config``."""
     broker_settings = broker.settings(config)
     return {
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url

@@ -1,6 +1,6 @@
 """The container health check (deploy/ecs/healthcheck.py): its rule, and the script itself.
 
-tests/test_startup.py runs it against real workers, with and without a broker.
+tests/core/test_startup.py runs it against real workers, with and without a broker.
 """
 
 import os
@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }} import defaults
+from {{ cookiecutter.package_name }}.core import defaults
 
-from .support.workers import PROJECT, kill_group, wait_for
+from ..support.workers import PROJECT, kill_group, wait_for
 
 HEALTHCHECK = PROJECT / "deploy" / "ecs" / "healthcheck.py"
 SCRIPT = runpy.run_path(str(HEALTHCHECK))
-PACKAGE = defaults.__name__.rpartition(".")[0]
+PACKAGE = defaults.__name__.partition(".")[0]
 WORKER = ("/app/.venv/bin/python", "/app/.venv/bin/celery", f"--app={PACKAGE}.celery_app", "worker")
 INIT = ("/sbin/docker-init", "--", *WORKER)
 PYTHON_M = ("python", "-m", "celery", "-A", PACKAGE, "worker")

@@ -6,12 +6,12 @@ import uuid
 import pytest
 import redis
 
-from {{ cookiecutter.package_name }} import config, retries
-from {{ cookiecutter.package_name }}.dead_letters import store
+from {{ cookiecutter.package_name }}.core import config, retries
+from {{ cookiecutter.package_name }}.core.dead_letters import store
 
-from .conftest import QUEUE
-from .support.runs import runs_of
-from .support.workers import Fleet, wait_for
+from ..conftest import QUEUE
+from ..support.runs import runs_of
+from ..support.workers import Fleet, wait_for
 
 MAX_RETRIES = 4
 FIRST = 1.0

@@ -2,9 +2,9 @@
 
 import pytest
 
-from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }}.core import config
 
-from .support.workers import Fleet, wait_for
+from ..support.workers import Fleet, wait_for
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_batch_size_rule() -> None:
 
 def test_worker_refuses_to_start_without_its_database(fleet: Fleet) -> None:
     url = "postgresql+psycopg://postgres:secret@127.0.0.1:1/test"
-    # Waited for (briefly here) before the refusal: tests/test_startup.py shows the wait.
+    # Waited for (briefly here) before the refusal: tests/core/test_startup.py shows the wait.
     worker = fleet.start({"DATABASE_URL": url, "STARTUP_DEPENDENCY_TIMEOUT": "1"})
     wait_for(lambda: not worker.alive(), 30, "the worker to exit")
     assert worker.process.returncode == 78

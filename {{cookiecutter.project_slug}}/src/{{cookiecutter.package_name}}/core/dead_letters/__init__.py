@@ -4,7 +4,7 @@ A message leaves the broker only when its task succeeded or once it is in the de
 (``store.py``, one per broker). It gets there when its task fails with a permanent error or runs
 out of retries, rejects it, reaches its time limit, or is delivered ``TASK_DELIVERY_LIMIT`` times
 without finishing; and when the message itself cannot run (undecodable, an unknown task, no
-Celery headers). ``dead_letters.worker`` decides; ``python -m {{ cookiecutter.package_name }}.dead_letters``
+Celery headers). ``dead_letters.worker`` decides; ``python -m {{ cookiecutter.package_name }}.core.dead_letters``
 lists, requeues and purges. See docs/dead_letters.md.
 """
 

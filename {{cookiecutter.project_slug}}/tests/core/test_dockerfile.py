@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import defaults
+from {{ cookiecutter.package_name }}.core import defaults
 
-from .support import artifacts as deploy
-from .support.workers import PROJECT
+from ..support import artifacts as deploy
+from ..support.workers import PROJECT
 
 HADOLINT = Path(sys.executable).parent / "hadolint"
-APP = f"--app={defaults.__name__.rpartition('.')[0]}.celery_app"
+APP = f"--app={defaults.__name__.partition('.')[0]}.celery_app"
 IMAGE_ENV = "the tests start workers from the task definition"
 SETTINGS: deploy.Settings = (
     ("container.command", deploy.Same("image.cmd"), "the command the image was built for"),

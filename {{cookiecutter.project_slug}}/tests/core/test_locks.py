@@ -8,11 +8,11 @@ import pytest
 import redis
 from redis.exceptions import LockNotOwnedError
 
-from {{ cookiecutter.package_name }} import locks
+from {{ cookiecutter.package_name }}.core import locks
 
-from .support.redelivery import redeliver_unacknowledged
-from .support.runs import overlaps, runs_of
-from .support.workers import Fleet, wait_for
+from ..support.redelivery import redeliver_unacknowledged
+from ..support.runs import overlaps, runs_of
+from ..support.workers import Fleet, wait_for
 
 ENV = {
     "ECS_STOP_TIMEOUT": "30",
@@ -113,7 +113,7 @@ def test_redelivered_completed_task_is_not_run_again(
 
 
 def test_worker_refuses_to_start_without_redis(fleet: Fleet) -> None:
-    # Waited for (briefly here) before the refusal: tests/test_startup.py shows the wait.
+    # Waited for (briefly here) before the refusal: tests/core/test_startup.py shows the wait.
     worker = fleet.start({"REDIS_URL": "redis://127.0.0.1:1/0", "STARTUP_DEPENDENCY_TIMEOUT": "1"})
     wait_for(lambda: not worker.alive(), 30, "the worker to exit")
     assert worker.process.returncode == 78

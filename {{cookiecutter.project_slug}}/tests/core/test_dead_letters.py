@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import redis
 
-from {{ cookiecutter.package_name }} import broker, config
-from {{ cookiecutter.package_name }}.dead_letters import store
+from {{ cookiecutter.package_name }}.core import broker, config
+from {{ cookiecutter.package_name }}.core.dead_letters import store
 
-from .conftest import QUEUE
-from .support.runs import runs_of
-from .support.workers import PROJECT, Fleet, wait_for
+from ..conftest import QUEUE
+from ..support.runs import runs_of
+from ..support.workers import PROJECT, Fleet, wait_for
 
 #: The session's queue is declared with the default limit (a RabbitMQ queue's arguments cannot
 #: change), so the tests use the default.
@@ -33,9 +33,9 @@ UNREACHABLE = {
 
 
 def dead_letters(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m {{ cookiecutter.package_name }}.dead_letters`` with this test session's environment."""
+    """``python -m {{ cookiecutter.package_name }}.core.dead_letters`` with this test session's environment."""
     return subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}.dead_letters", *args],
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}.core.dead_letters", *args],
         env={**os.environ, **ENV, **(env or {})},
         cwd=PROJECT,
         capture_output=True,

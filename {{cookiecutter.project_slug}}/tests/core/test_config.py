@@ -2,9 +2,9 @@
 
 import pytest
 
-from {{ cookiecutter.package_name }} import broker, config
+from {{ cookiecutter.package_name }}.core import broker, config
 
-from .support.workers import Fleet, wait_for
+from ..support.workers import Fleet, wait_for
 
 VALID = {"ECS_STOP_TIMEOUT": "120", "TASK_SOFT_TIME_LIMIT": "75", "TASK_TIME_LIMIT": "90"}
 

@@ -1,6 +1,7 @@
-"""``python -m {{ cookiecutter.package_name }}.dead_letters list|requeue|purge``: inspect and replay dead letters.
+"""The dead-letter command: list, requeue and purge dead letters.
 
-Reads the same environment as the worker (CELERY_BROKER_URL, REDIS_URL, TASK_DEFAULT_QUEUE).
+``python -m {{ cookiecutter.package_name }}.core.dead_letters list|requeue|purge`` reads the
+worker's environment (CELERY_BROKER_URL, REDIS_URL, TASK_DEFAULT_QUEUE).
 Exit status: 0 done, 1 an unknown task id (nothing is requeued), 2 bad usage, 69 the broker or
 Redis does not answer.
 """
@@ -10,8 +11,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ...celery_app import app
 from .. import config
-from ..celery_app import app
 from . import DeadLetterError, StoreUnreachable, UnknownDeadLetters, store
 
 #: EX_UNAVAILABLE: the broker or Redis does not answer.
@@ -21,7 +22,7 @@ EXIT_UNKNOWN = 1
 
 def parser() -> argparse.ArgumentParser:
     commands = argparse.ArgumentParser(
-        prog="python -m {{ cookiecutter.package_name }}.dead_letters",
+        prog="python -m {{ cookiecutter.package_name }}.core.dead_letters",
         description="Tasks set aside after TASK_DELIVERY_LIMIT deliveries, or rejected.",
     )
     commands.add_argument(

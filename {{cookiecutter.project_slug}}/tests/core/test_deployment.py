@@ -11,11 +11,11 @@ import uuid
 import pytest
 import redis
 
-from {{ cookiecutter.package_name }}.dead_letters import store
+from {{ cookiecutter.package_name }}.core.dead_letters import store
 
-from .conftest import QUEUE
-from .support.runs import Run, overlaps, runs_of
-from .support.workers import Fleet, wait_for
+from ..conftest import QUEUE
+from ..support.runs import Run, overlaps, runs_of
+from ..support.workers import Fleet, wait_for
 
 pytestmark = pytest.mark.slow
 

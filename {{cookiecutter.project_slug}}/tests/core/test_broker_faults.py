@@ -14,14 +14,14 @@ import pytest
 import redis
 
 {% if cookiecutter.broker == 'rabbitmq' -%}
-from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }}.core import config
 {%- else -%}
-from {{ cookiecutter.package_name }} import broker
+from {{ cookiecutter.package_name }}.core import broker
 {%- endif %}
-from {{ cookiecutter.package_name }}.refusal import shown_url
-from {{ cookiecutter.package_name }}.settings import PUBLISH_RETRY_POLICY, PUBLISH_RETRY_SECONDS
+from {{ cookiecutter.package_name }}.core.celery_settings import PUBLISH_RETRY_POLICY, PUBLISH_RETRY_SECONDS
+from {{ cookiecutter.package_name }}.core.refusal import shown_url
 
-from .support.faults import (
+from ..support.faults import (
     Tally,
     completed_items,
     outcomes,
@@ -33,13 +33,13 @@ from .support.faults import (
 {%- endif %}
 )
 {%- if cookiecutter.broker == 'rabbitmq' %}
-from .support.private_services import port_open, private_rabbitmq
+from ..support.private_services import port_open, private_rabbitmq
 {%- else %}
-from .support.private_services import private_redis
-from .support.redelivery import redeliver_unacknowledged
-from .support.runs import runs_of
+from ..support.private_services import private_redis
+from ..support.redelivery import redeliver_unacknowledged
+from ..support.runs import runs_of
 {%- endif %}
-from .support.workers import Fleet, wait_for
+from ..support.workers import Fleet, wait_for
 
 #: Tasks published during each test, one every PAUSE seconds: the fault lands in the middle.
 COUNT = 150

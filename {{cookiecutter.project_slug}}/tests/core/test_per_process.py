@@ -2,7 +2,7 @@
 
 import os
 
-from {{ cookiecutter.package_name }}.per_process import PerProcess
+from {{ cookiecutter.package_name }}.core.per_process import PerProcess
 
 
 def test_a_forked_child_makes_its_own_object_and_forgets_the_parents() -> None:

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import broker, config, refusal, worker_checks
-from {{ cookiecutter.package_name }}.tasks.example import add
+from {{ cookiecutter.package_name }}.core import broker, config, refusal, worker_checks
 
-from .support.private_services import (
+from ..support.private_services import (
     LATE_REDIS_PORT,
     SILENT_BROKER_PORT,
     SILENT_POSTGRES_PORT,
@@ -26,10 +25,10 @@ from .support.private_services import (
     private_postgres,
     private_redis,
 )
-from .support.workers import PROJECT, Fleet, Worker, wait_for
+from ..support.workers import PROJECT, Fleet, Worker, wait_for
 
 PASSWORD = "Hunter2-s3cret"  # noqa: S105 (a fake one, searched for in every message)
-PACKAGE = config.__name__.rpartition(".")[0]
+PACKAGE = config.__name__.partition(".")[0]
 HEALTHCHECK = PROJECT / "deploy" / "ecs" / "healthcheck.py"
 SCHEME = broker.SCHEMES[0]
 #: Short enough for a test, long enough for a server started a few seconds late.
@@ -88,7 +87,7 @@ def test_worker_refuses_every_import_problem_at_once(fleet: Fleet) -> None:
 def test_dead_letter_command_refuses_in_the_same_form(fleet: Fleet) -> None:
     worker_output = refused(fleet.start(IMPORT_ENV))
     command = subprocess.run(
-        [sys.executable, "-m", f"{PACKAGE}.dead_letters", "list"],
+        [sys.executable, "-m", f"{PACKAGE}.core.dead_letters", "list"],
         env={**os.environ, **IMPORT_ENV},
         cwd=PROJECT,
         capture_output=True,
@@ -187,7 +186,7 @@ def test_worker_waits_for_a_late_redis(fleet: Fleet, tmp_path: Path) -> None:
         waited_for(worker, "REDIS_URL")
         server.start()
         fleet.wait_ready(worker, timeout=60)
-        assert add.delay(2, 3).get(timeout=30) == 5
+        assert fleet.app.send_task("probe.echo", args=[5]).get(timeout=30) == 5
 
 
 def test_worker_refuses_a_redis_that_never_answers(fleet: Fleet) -> None:
@@ -210,7 +209,7 @@ def test_worker_waits_for_a_late_database(fleet: Fleet) -> None:
         waited_for(worker, "DATABASE_URL")
         server.start()
         fleet.wait_ready(worker, timeout=60)
-        assert add.delay(2, 3).get(timeout=30) == 5
+        assert fleet.app.send_task("probe.echo", args=[5]).get(timeout=30) == 5
 
 
 def test_worker_refuses_a_database_that_never_answers(fleet: Fleet) -> None:

@@ -4,10 +4,10 @@ import pickle
 import uuid
 from typing import Any
 
-from {{ cookiecutter.package_name }}.dead_letters import message_id, store
+from {{ cookiecutter.package_name }}.core.dead_letters import message_id, store
 
-from .conftest import QUEUE
-from .support.workers import Fleet, wait_for
+from ..conftest import QUEUE
+from ..support.workers import Fleet, wait_for
 
 JSON = {"content_type": "application/json", "content_encoding": "utf-8"}
 

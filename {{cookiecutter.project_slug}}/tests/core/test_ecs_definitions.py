@@ -12,9 +12,9 @@ import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
-from {{ cookiecutter.package_name }} import config, defaults, rules
+from {{ cookiecutter.package_name }}.core import config, defaults, rules
 
-from .support import artifacts as deploy
+from ..support import artifacts as deploy
 
 BREAKER = "service.deploymentConfiguration.deploymentCircuitBreaker"
 LOGS = "container.logConfiguration"
