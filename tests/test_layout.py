@@ -92,6 +92,10 @@ def test_readme_lists_every_module_on_one_screen(choice_project: Path) -> None:
     assert listed == present
 
 
+#: The rendered tests of what a team changes first: its tasks (registered) and its settings.
+FIRST_TOUCHED = ["tests/core/test_layout.py", "tests/core/test_config.py"]
+
+
 def test_examples_deleted_and_a_task_module_dropped_in(tmp_path: Path) -> None:
     """What a team does first: delete the examples and add its own task module, nothing else."""
     project = bake(tmp_path, {})
@@ -105,7 +109,10 @@ def test_examples_deleted_and_a_task_module_dropped_in(tmp_path: Path) -> None:
         ["uv", "run", "ruff", "check", "."],
         ["uv", "run", "ruff", "format", "--check", "."],
         ["uv", "run", "mypy"],
-        ["uv", "run", "pytest", "-m", "not slow", "-p", "no:cacheprovider"],
+        # Every remaining test module still imports; the tests of what a team touches first
+        # (the task registry, the configuration) still pass. The whole suite runs elsewhere.
+        ["uv", "run", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        ["uv", "run", "pytest", "-q", "-p", "no:cacheprovider", *FIRST_TOUCHED],
     ]
     for command in commands:
         result = run(command, project, timeout=900)
