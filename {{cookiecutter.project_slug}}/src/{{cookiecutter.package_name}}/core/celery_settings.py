@@ -12,7 +12,7 @@ from typing import Any
 from celery.app.defaults import DEFAULTS
 
 from .. import service_settings
-from . import broker
+from . import broker, defaults
 from .config import Config, ConfigError
 
 #: Seconds a publish waits for a broker that restarts or fails over, then raises to the caller
@@ -101,6 +101,12 @@ def core_settings(config: Config) -> dict[str, Any]:
         "broker_url": config.broker_url,
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-default-queue
         "task_default_queue": config.default_queue,
+        # Remote control and events on exchanges of the service's own: on Celery's ``celery``
+        # and ``celeryev``, any Celery app sharing the vhost or Redis database would reach this
+        # service's workers (``celery control shutdown`` included).
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#control-exchange
+        "control_exchange": defaults.SERVICE,
+        "event_exchange": f"{defaults.SERVICE}.events",
         # Results are off unless CELERY_RESULT_BACKEND is set: the tasks' effects live in the
         # database, and an unread result store only grows. https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-ignore-result
         "result_backend": config.result_backend or None,

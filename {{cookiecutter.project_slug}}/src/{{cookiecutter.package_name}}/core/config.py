@@ -46,7 +46,7 @@ class Config(broker.BrokerSettings):
 
     broker_url: str = Field(broker.DEFAULT_URL, alias="CELERY_BROKER_URL")
     #: Queue the tasks are published to and the worker consumes.
-    default_queue: str = Field("celery", alias="TASK_DEFAULT_QUEUE")
+    default_queue: str = Field(defaults.TASK_DEFAULT_QUEUE, alias="TASK_DEFAULT_QUEUE")
     #: Empty: results are not stored.
     result_backend: str = Field("", alias="CELERY_RESULT_BACKEND")
     redis_url: str = Field(defaults.REDIS_URL, alias="REDIS_URL")

@@ -1,5 +1,9 @@
 """The answers this project was rendered with: the defaults of the environment variables."""
 
+#: The service's name on the broker: its queue and its exchanges. Never Celery's ``celery``, which
+#: any plain Celery app on the same vhost or Redis database also uses.
+SERVICE = "{{ cookiecutter.project_slug }}"
+TASK_DEFAULT_QUEUE = SERVICE
 ECS_STOP_TIMEOUT = {{ cookiecutter.ecs_stop_timeout | int }}
 TASK_SOFT_TIME_LIMIT = {{ cookiecutter.task_soft_time_limit | int }}
 TASK_TIME_LIMIT = {{ cookiecutter.task_time_limit | int }}
