@@ -18,6 +18,9 @@ from . import config, logs
 
 log = logs.get(__name__)
 
+#: Set by the first stop signal: a second SIGTERM or Ctrl+C starts no second timer.
+STOPPING = threading.Event()
+
 
 @cache
 def wake_pipe() -> tuple[int, int]:
@@ -42,8 +45,9 @@ class WakeOnStop(bootsteps.StartStopStep):
 
 def bound_warm_shutdown(sig: str, how: str, **_: Any) -> None:
     """``worker_shutting_down`` receiver: wake the loop; SIGQUIT once the window has passed."""
-    if how != "Warm":
+    if how != "Warm" or STOPPING.is_set():
         return
+    STOPPING.set()
     window = config.current().soft_shutdown_timeout
     timer = threading.Timer(window, cut_off, (window,))
     timer.daemon = True
