@@ -37,7 +37,7 @@ def drain(fd: int) -> None:
 
 
 class WakeOnStop(bootsteps.StartStopStep):
-    """Consumer step: the event loop sees a stop at once, not after its poll timeout (up to 10 s)."""
+    """Consumer step: the event loop sees a stop at once, not after its poll timeout (<= 10 s)."""
 
     def register_with_event_loop(self, parent: Any, hub: Any) -> None:
         hub.add_reader(wake_pipe()[0], drain, wake_pipe()[0])
