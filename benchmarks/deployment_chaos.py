@@ -61,7 +61,7 @@ class Workload:
 
 WORKLOADS = [
     # Every task fits the 4 s stop window, so the service runs exactly as configured for it:
-    # ECS_STOP_TIMEOUT=4, soft shutdown 2 s (the whole window), hard limit 2 s. The longest task
+    # ECS_STOP_TIMEOUT=4, shutdown window 2 s, hard limit 2 s. The longest task
     # stays well below the soft limit: a task cut off by its time limit is not "lost".
     Workload(
         "short",
@@ -77,7 +77,7 @@ WORKLOADS = [
     ),
     # The article's workload: tasks up to 10 s, longer than the stop window. The service needs
     # a 12 s hard limit for them, which its check only admits with ECS_STOP_TIMEOUT >= 24, so
-    # it is told 30 while this harness still SIGKILLs after 4 s; its 1.5 s soft shutdown fits.
+    # it is told 30 while this harness still SIGKILLs after 4 s; its 1.5 s shutdown window fits.
     Workload(
         "long",
         tasks=30,
@@ -192,9 +192,7 @@ def inner(broker: str, parts: list[str]) -> None:
 
     for workload in WORKLOADS if "chaos" in parts else []:
         for variant in VARIANTS:
-            extra = (
-                {"REMAP_SIGTERM": "SIGQUIT", **workload.service_env} if variant == "service" else {}
-            )
+            extra = workload.service_env if variant == "service" else {}
             producer, queue, env = session(variant, extra)
             row = chaos(producer, client, env, workload)
             results["chaos"][f"{workload.name}/{variant}"] = row
@@ -202,9 +200,7 @@ def inner(broker: str, parts: list[str]) -> None:
             print(f"{broker} {workload.name} {variant}: {row}", file=sys.stderr)
     # Alternating rounds, best of each: a passing load on the machine hits both sides alike.
     for variant in ("defaults", "service") * THROUGHPUT_ROUNDS if "throughput" in parts else ():
-        extra = (
-            {"REMAP_SIGTERM": "SIGQUIT", **WORKLOADS[0].service_env} if variant == "service" else {}
-        )
+        extra = WORKLOADS[0].service_env if variant == "service" else {}
         producer, queue, env = session(variant, {**extra, "WORKER_CONCURRENCY": "2"})
         rate = throughput(producer, client, env)
         results["throughput"][variant] = max(rate, results["throughput"].get(variant, 0.0))

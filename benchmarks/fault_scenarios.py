@@ -362,7 +362,7 @@ class Run:
         config = import_module(f"{self.package}.core.config").from_env(self.env)
         broker = import_module(f"{self.package}.core.broker")
         visibility = getattr(broker, "visibility_timeout", None)
-        shown = {k: self.env[k] for k in ("REMAP_SIGTERM", "ECS_STOP_TIMEOUT", *SERVICE_ENV)}
+        shown = {k: self.env[k] for k in ("ECS_STOP_TIMEOUT", *SERVICE_ENV)}
         return (
             f"task definition's command and environment, {shown}; so max_retries "
             f"{config.max_retries}, delivery limit {config.delivery_limit}, time limits "

@@ -5,7 +5,7 @@ Run by ``celery -A {{ cookiecutter.package_name }}.celery_app worker``; task mod
 
 from celery import Celery, signals
 
-from .core import broker, config, logs, refusal, soft_limit_guard, worker_checks
+from .core import broker, config, logs, refusal, shutdown, soft_limit_guard, worker_checks
 from .core.celery_settings import celery_settings
 from .core.dead_letters import store as dead_letters
 
@@ -19,6 +19,7 @@ except config.ConfigError as error:
 app = Celery(__package__, task_cls=f"{__package__}.core.base_task:BaseTask")
 app.conf.update(settings)
 dead_letters.install(app)
+app.steps["consumer"].add(shutdown.WakeOnStop)
 
 # weak=False: the receivers are module functions, but keep them alive regardless of import order.
 signals.setup_logging.connect(logs.configure, weak=False)
@@ -27,5 +28,6 @@ signals.task_postrun.connect(logs.unbind_task, weak=False)
 signals.worker_init.connect(worker_checks.refuse_unsafe_worker, weak=False)
 signals.worker_ready.connect(worker_checks.mark_ready, weak=False)
 signals.worker_shutdown.connect(worker_checks.unmark_ready, weak=False)
+signals.worker_shutting_down.connect(shutdown.bound_warm_shutdown, weak=False)
 signals.worker_process_init.connect(soft_limit_guard.install, weak=False)
 signals.worker_init.connect(broker.warn_without_persistence, weak=False)

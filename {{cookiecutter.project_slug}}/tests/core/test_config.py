@@ -117,10 +117,10 @@ def test_worker_refuses_to_start(fleet: Fleet) -> None:
     ("override", "args", "message"),
     [
         pytest.param(
-            {"REMAP_SIGTERM": ""},
+            {"REMAP_SIGTERM": "SIGQUIT"},
             (),
-            "REMAP_SIGTERM='': must be 'SIGQUIT'",
-            id="sigterm-not-remapped",
+            "REMAP_SIGTERM='SIGQUIT': must be unset",
+            id="sigterm-remapped",
         ),
         pytest.param(
             {},

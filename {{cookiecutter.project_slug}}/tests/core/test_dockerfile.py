@@ -25,11 +25,14 @@ IMAGE_ENV = "the tests start workers from the task definition"
 SETTINGS: deploy.Settings = (
     ("container.command", deploy.Same("image.cmd"), "the command the image was built for"),
     ("container.user", deploy.Same("image.user"), "the owner of what the image holds"),
-    ("environment.REMAP_SIGTERM", "SIGQUIT", "SIGTERM would start an unbounded warm shutdown"),
-    ("environment.REMAP_SIGTERM", deploy.Same("image.env.REMAP_SIGTERM"), IMAGE_ENV),
     ("environment.ECS_STOP_TIMEOUT", deploy.Same("image.env.ECS_STOP_TIMEOUT"), IMAGE_ENV),
     ("environment.PYTHONUNBUFFERED", "1", "log lines reach CloudWatch as they are written"),
     ("environment.PYTHONUNBUFFERED", deploy.Same("image.env.PYTHONUNBUFFERED"), IMAGE_ENV),
+)
+#: Unset in both: a SIGTERM remapped to SIGQUIT would wait out the whole shutdown window.
+UNSET: deploy.Settings = (
+    ("environment.REMAP_SIGTERM", None, "the worker refuses SIGQUIT"),
+    ("image.env.REMAP_SIGTERM", None, "the worker refuses SIGQUIT"),
 )
 #: Besides the code: the migrations run from the image as a one-off task (deploy/README.md).
 IMAGE_FILES = ("/app/alembic.ini", "/app/migrations")
@@ -37,7 +40,7 @@ NON_ROOT_UID = re.compile(r"0*[1-9]\d*(?::\d+)?")
 
 
 def check_settings(artifacts: deploy.Artifacts) -> list[str]:
-    return deploy.settings_problems(artifacts, SETTINGS)
+    return deploy.settings_problems(artifacts, SETTINGS + UNSET)
 
 
 def check_worker(artifacts: deploy.Artifacts) -> list[str]:
@@ -109,7 +112,11 @@ BROKEN: deploy.Broken = {
         **deploy.without_each(SETTINGS),
         "image-without-cmd": ({CMD: ""}, "must equal image.cmd=None"),
         "image-without-user": ({USER: ""}, "must equal image.user=None"),
-        "image-remap": ({"Dockerfile:=SIGQUIT": "=SIGTERM"}, "REMAP_SIGTERM='SIGTERM'"),
+        "remapped": ({"environment.REMAP_SIGTERM": "SIGQUIT"}, "REMAP_SIGTERM='SIGQUIT'"),
+        "image-remapped": (
+            {"Dockerfile:PYTHONUNBUFFERED=1": "PYTHONUNBUFFERED=1 REMAP_SIGTERM=SIGQUIT"},
+            "image.env.REMAP_SIGTERM='SIGQUIT'",
+        ),
         "image-stop-timeout": ({r"Dockerfile:TIMEOUT=\d+": "TIMEOUT=7"}, "TIMEOUT='7'"),
         "image-buffered": ({"Dockerfile:PYTHONUNBUFFERED=1": "A=1"}, "UNBUFFERED=None"),
     },

@@ -154,10 +154,10 @@ def test_worker_start_refusal_lists_every_problem(fleet: Fleet) -> None:
     stray = f"{SCHEME}://app:{PASSWORD}@127.0.0.1:{SILENT_BROKER_PORT}/0"
     redis_url = f"redis://:{PASSWORD}@127.0.0.1:{SILENT_REDIS_PORT}/0"
     started = time.monotonic()
-    worker = fleet.start({"REMAP_SIGTERM": "", "BROKER_URL": stray, "REDIS_URL": redis_url})
+    worker = fleet.start({"REMAP_SIGTERM": "SIGQUIT", "BROKER_URL": stray, "REDIS_URL": redis_url})
     output = refused(worker)
     assert "the configuration has 3 problems:" in output
-    assert "REMAP_SIGTERM='': must be 'SIGQUIT'" in output
+    assert "REMAP_SIGTERM='SIGQUIT': must be unset" in output
     assert (
         f"BROKER_URL='{SCHEME}://app:***@127.0.0.1:{SILENT_BROKER_PORT}/0': must be unset (or "
         "equal CELERY_BROKER_URL=" in output

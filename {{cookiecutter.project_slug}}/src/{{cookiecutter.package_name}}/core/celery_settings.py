@@ -38,7 +38,6 @@ FROM_ENVIRONMENT = {
     "task_default_queue": "TASK_DEFAULT_QUEUE",
     "task_soft_time_limit": "TASK_SOFT_TIME_LIMIT",
     "task_time_limit": "TASK_TIME_LIMIT",
-    "worker_soft_shutdown_timeout": "WORKER_SOFT_SHUTDOWN_TIMEOUT",
     "worker_concurrency": "WORKER_CONCURRENCY",
     "broker_heartbeat": "BROKER_HEARTBEAT",
 }
@@ -144,10 +143,11 @@ def core_settings(config: Config) -> dict[str, Any]:
         # the child. Both fit the ECS stop window (see config.py). https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-time-limit
         "task_soft_time_limit": config.soft_time_limit,
         "task_time_limit": config.time_limit,
-        # With REMAP_SIGTERM=SIGQUIT, ECS's SIGTERM starts a cold shutdown that first waits this
-        # long for running tasks, then cancels the rest and hands their messages back, all before
-        # ECS sends SIGKILL. https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-soft-shutdown-timeout
-        "worker_soft_shutdown_timeout": config.soft_shutdown_timeout,
+        # ECS's SIGTERM starts the warm shutdown, which ends when the running tasks do; at the end
+        # of WORKER_SOFT_SHUTDOWN_TIMEOUT shutdown.py turns it cold. Celery's own soft shutdown
+        # would sleep that whole time before the cold shutdown cancels anything: off.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-soft-shutdown-timeout
+        "worker_soft_shutdown_timeout": 0,
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-concurrency
         "worker_concurrency": config.concurrency,
         # JSON only: no pickle, so a message can never execute code on the worker.

@@ -82,12 +82,13 @@ class Config(broker.BrokerSettings):
 
     @property
     def shutdown_window(self) -> float:
-        """Longest soft shutdown that still leaves the reserve before SIGKILL."""
+        """Longest wait for running tasks that still leaves the reserve before SIGKILL."""
         return rules.shutdown_window(self.stop_timeout)
 
     @property
     def soft_shutdown_timeout(self) -> float:
-        """Seconds running tasks get after SIGTERM: by default the whole shutdown window."""
+        """Seconds running tasks get after SIGTERM before they are cancelled: by default the
+        whole shutdown window."""
         given = self.soft_shutdown_setting
         return self.shutdown_window if given is None else given
 

@@ -45,7 +45,7 @@ def shutdown_reserve(stop_timeout: float) -> float:
 
 
 def shutdown_window(stop_timeout: float) -> float:
-    """Longest soft shutdown, and longest task, that still leave the reserve before SIGKILL."""
+    """Longest wait for running tasks, and longest task, that leave the reserve before SIGKILL."""
     return stop_timeout - shutdown_reserve(stop_timeout)
 
 

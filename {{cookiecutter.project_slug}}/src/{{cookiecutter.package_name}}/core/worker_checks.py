@@ -43,17 +43,18 @@ def problems(pool: Any, env: Mapping[str, str]) -> list[str]:
     """Rules for the pool and the shutdown signal handling of a worker."""
     found = []
     remap = env.get("REMAP_SIGTERM", "")
-    if remap != "SIGQUIT":
+    if remap == "SIGQUIT":
         found.append(
-            f"REMAP_SIGTERM={remap!r}: must be 'SIGQUIT', so the SIGTERM sent by ECS starts the "
-            "bounded soft shutdown instead of a warm shutdown that ECS ends with SIGKILL"
+            f"REMAP_SIGTERM={remap!r}: must be unset, so the SIGTERM sent by ECS starts the warm "
+            "shutdown that ends with the running tasks, instead of a cold one that waits out "
+            "WORKER_SOFT_SHUTDOWN_TIMEOUT"
         )
     pool_cls = get_implementation(pool) if isinstance(pool, str) else pool
     if not (isinstance(pool_cls, type) and issubclass(pool_cls, PreforkPool)):
         name = getattr(pool_cls, "__module__", str(pool))
         found.append(
-            f"worker pool={name}: must be prefork, the only pool whose soft shutdown cancels "
-            "running tasks and hands their messages back (REMAP_SIGTERM requires it)"
+            f"worker pool={name}: must be prefork, the only pool whose cold shutdown cancels "
+            "running tasks and hands their messages back"
         )
     return found
 
