@@ -6,16 +6,16 @@ real worker running ``probe.count_tick``, which counts every delivery by tick an
 
 import itertools
 import signal
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from celery.schedules import crontab, schedule
 
 from {{ cookiecutter.package_name }}.core import beat, rules
 
 from ..support.workers import Fleet, Worker, wait_for
 
-pytestmark = pytest.mark.slow
 SCHEDULE = timedelta(seconds=1)
 
 
@@ -65,6 +65,7 @@ def cleanup(redis_client: redis.Redis, item: str) -> None:
     redis_client.delete(*keys, f"probe:ticks:{item}", f"probe:tick_ids:{item}")
 
 
+@pytest.mark.slow
 def test_two_beats_publish_each_tick_once(
     fleet: Fleet, redis_client: redis.Redis, item: str
 ) -> None:
@@ -80,6 +81,7 @@ def test_two_beats_publish_each_tick_once(
         cleanup(redis_client, item)
 
 
+@pytest.mark.slow
 def test_a_killed_beat_leaves_no_tick_lost_or_doubled(
     fleet: Fleet, redis_client: redis.Redis, item: str
 ) -> None:
@@ -104,3 +106,40 @@ def test_a_killed_beat_leaves_no_tick_lost_or_doubled(
         assert_each_tick_once(redis_client, item, beats)
     finally:
         cleanup(redis_client, item)
+
+
+@pytest.mark.slow
+def test_a_starting_beat_publishes_the_ticks_it_missed_once(
+    fleet: Fleet, redis_client: redis.Redis, item: str
+) -> None:
+    name = f"probe-{item}"
+    last = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    redis_client.set(beat.LAST + name, repr(last.timestamp()))
+    fleet.start_ready()
+    try:
+        beats = [fleet.start_beat({"BEAT_TEST_ITEM": item})]
+        wait_for(lambda: len(published(beats)) >= 3, 30, "three ticks")
+        stop(beats)
+        first = datetime.fromisoformat(assert_each_tick_once(redis_client, item, beats)[0])
+        (missed,) = beats[0].events("beat.missed_ticks", schedule=name, last=last.isoformat())
+        started = datetime.fromisoformat(missed["timestamp"])
+        # The 30 and more missed ticks became one: the latest before the beat started.
+        assert started - SCHEDULE < first <= started, (started, first)
+    finally:
+        cleanup(redis_client, item)
+
+
+def test_ticks_are_the_same_in_every_beat() -> None:
+    """Interval ticks sit on a grid from the epoch, crontab ticks on the crontab."""
+    monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    weekly = crontab(minute="0", hour="8", day_of_week="mon")
+    assert beat.next_tick(weekly, monday) == monday + timedelta(weeks=1)
+    assert beat.next_tick(weekly, monday - timedelta(seconds=1)) == monday
+    thursday = monday + timedelta(days=3, hours=5)
+    assert beat.latest_tick(weekly, thursday, monday - timedelta(weeks=3)) == monday
+    every_ten = schedule(timedelta(seconds=10))
+    now = datetime(2026, 11, 25, 12, 0, 17, 250000, tzinfo=UTC)
+    assert beat.latest_tick(every_ten, now, None) == now.replace(second=10, microsecond=0)
+    assert beat.next_tick(every_ten, now.replace(second=10, microsecond=0)) == now.replace(
+        second=20, microsecond=0
+    )
