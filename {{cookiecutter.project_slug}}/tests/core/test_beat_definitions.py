@@ -30,7 +30,6 @@ SETTINGS: deploy.Settings = (
     ("secrets.CELERY_BROKER_URL", deploy.REQUIRED, NO_LOCALHOST),
     ("secrets.REDIS_URL", deploy.REQUIRED, "the ticks are claimed there"),
     ("secrets.DATABASE_URL", deploy.REQUIRED, "the configuration requires it"),
-    ("environment.REMAP_SIGTERM", None, "SIGTERM must stop the beat at once"),
     ("service.launchType", "FARGATE", "the task definition is for Fargate"),
     ("service.taskDefinition", deploy.Same("task.family"), "the service runs this task"),
     ("service.desiredCount", 1, "one beat; a second one would only wait for claims"),
@@ -58,7 +57,6 @@ def check_limits(artifacts: deploy.Artifacts) -> list[str]:
     return problems
 
 
-REQUIRED_SETTINGS = tuple(setting for setting in SETTINGS if setting[1] is not None)
 BROKEN: deploy.Broken = {
     check_api_shapes: {
         "cpu-not-a-string": ({"task.cpu": 256}, "Invalid type for parameter cpu"),
@@ -66,11 +64,10 @@ BROKEN: deploy.Broken = {
         "service-type": ({"service.desiredCount": "1"}, "Invalid type for parameter"),
     },
     check_settings: {
-        **deploy.without_each(REQUIRED_SETTINGS),
+        **deploy.without_each(SETTINGS),
         "two-beats": ({"service.desiredCount": 2}, "desiredCount=2: must be 1"),
         "rolling": ({f"{DEPLOYMENT}.maximumPercent": 200}, "maximumPercent=200: must be 100"),
         "worker": ({"container.command": ["celery", "worker"]}, "container.command=['celery'"),
-        "remapped": ({"environment.REMAP_SIGTERM": "SIGQUIT"}, "REMAP_SIGTERM='SIGQUIT'"),
     },
     check_limits: {
         "pair": ({"task.cpu": "256", "task.memory": "4096"}, "with cpu 256 Fargate allows"),
