@@ -112,6 +112,23 @@ def test_answers_reach_every_artifact(choice_project: Path) -> None:
         assert f"--name {slug}/{name} " in guide
 
 
+def test_the_beat_is_deployed_and_composed_like_the_worker(choice_project: Path) -> None:
+    answers = json.loads((choice_project / ".cookiecutter.json").read_text())
+    slug = answers["project_slug"]
+    ecs = choice_project / "deploy/ecs"
+    worker = json.loads((ecs / "task-definition.json").read_text())
+    beat = json.loads((ecs / "beat-task-definition.json").read_text())
+    service = json.loads((ecs / "beat-service.json").read_text())
+    (container,) = beat["containerDefinitions"]
+    assert beat["family"] == service["serviceName"] == service["taskDefinition"] == f"{slug}-beat"
+    assert container["image"] == worker["containerDefinitions"][0]["image"]
+    assert container["secrets"] == worker["containerDefinitions"][0]["secrets"]
+    assert container["command"][2] == "beat"
+    compose = yaml.safe_load((choice_project / "compose.yaml").read_text())["services"]["beat"]
+    assert compose["command"] == container["command"]
+    assert compose["stop_grace_period"] == f"{container['stopTimeout']}s"
+
+
 def test_image_context_holds_what_the_dockerfile_copies(choice_project: Path) -> None:
     dockerfile = (choice_project / "Dockerfile").read_text()
     allowed = {

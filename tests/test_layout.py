@@ -23,9 +23,9 @@ EXAMPLES = (
     "tests/users.py",
     "benchmarks/fan_out.py",
 )
-#: The only modules outside the core that the core may import: the entry point and the
-#: service's settings module, which the core merges and checks.
-CORE_MAY_IMPORT = {"celery_app", "service_settings"}
+#: The only modules outside the core that the core may import: the entry point, the service's
+#: settings module, which the core merges and checks, and its schedules, which the beat runs.
+CORE_MAY_IMPORT = {"celery_app", "service_settings", "schedules"}
 DROPPED_IN = '''"""A task module of the service's own."""
 
 from ..celery_app import app

@@ -6,15 +6,17 @@ task id and arguments) delivered again after the first delivery did its work, it
 marker missing as if the worker died before writing it.
 """
 
+import random
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from {{ cookiecutter.package_name }}.core import completion
+from {{ cookiecutter.package_name }}.core import beat, completion
 from {{ cookiecutter.package_name }}.core.runs import derived_id
 from {{ cookiecutter.package_name }}.tasks.newsletter import deliveries_key, sent_key
 
@@ -168,3 +170,34 @@ def test_locked_single_task_sends_once_per_user(
         fleet.app.send_task("send_newsletter_locking", args=[newsletter], task_id=task_id)
         wait_for(lambda: completed(redis_client, task_id), 30, "the locked run to complete")
     assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 21)}
+
+
+def test_the_weekly_tick_sends_its_newsletter_once_even_published_twice(
+    fleet: Fleet, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    # A random week: no other run of this test against the same Redis shares its newsletter.
+    tick = datetime(2026, 11, 23, 8, tzinfo=UTC) + timedelta(weeks=random.randrange(100_000))
+    newsletter = f"weekly-{tick:%Y-%m-%d}"
+    task_id = beat.tick_id("weekly-newsletter", tick)
+    try:
+        with fresh_database("sqlite", tmp_path) as url:
+            seed_users(url, 20)
+            fleet.start_ready({**ENV, "DATABASE_URL": url})
+            for _ in range(2):  # the tick published twice, as the beat does at worst
+                fleet.app.send_task(
+                    "send_weekly_newsletter",
+                    task_id=task_id,
+                    headers={beat.TICK_HEADER: tick.isoformat()},
+                )
+            ended = ("task.succeeded", "task.skipped")
+            wait_for(
+                lambda: sum(log_count(fleet, event, task_id=task_id) for event in ended) == 2,
+                30,
+                "both deliveries of the tick",
+            )
+            fan_out = derived_id(task_id, "fan-out")
+            wait_for(lambda: completed(redis_client, fan_out), 30, "the week's fan-out")
+            wait_for(lambda: len(sends(redis_client, newsletter)) == 20, 30, "every user's send")
+        assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 21)}
+    finally:
+        redis_client.delete(deliveries_key(newsletter), sent_key(newsletter))

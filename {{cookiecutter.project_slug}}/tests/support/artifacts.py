@@ -31,12 +31,14 @@ class Artifacts:
     task_definition: dict[str, Any]
     service: dict[str, Any]
     dockerfile: str
+    #: The container that ``container.`` paths name: the worker's, or the beat's.
+    container_name: str = "worker"
 
     @property
     def container(self) -> dict[str, Any]:
-        """The worker's container definition."""
+        """The worker's (or the beat's) container definition."""
         containers = self.task_definition["containerDefinitions"]
-        return next(container for container in containers if container["name"] == "worker")
+        return next(c for c in containers if c["name"] == self.container_name)
 
     @property
     def image(self) -> DockerfileParser:
@@ -105,6 +107,16 @@ def load() -> Artifacts:
     )
 
 
+def load_beat() -> Artifacts:
+    """The beat's task definition and service (``beat-*.json``)."""
+    return Artifacts(
+        task_definition=json.loads((DEPLOY / "beat-task-definition.json").read_text()),
+        service=json.loads((DEPLOY / "beat-service.json").read_text()),
+        dockerfile=(PROJECT / "Dockerfile").read_text(),
+        container_name="beat",
+    )
+
+
 Check = Callable[[Artifacts], list[str]]
 #: A broken copy: setting -> value, as ``Artifacts.edit`` takes them.
 Edits = dict[str, Any]
@@ -145,9 +157,11 @@ def cases(broken: Broken) -> list[Any]:
     return params
 
 
-def verify(check: Check, edits: Edits | None, expected: str) -> None:
+def verify(
+    check: Check, edits: Edits | None, expected: str, loader: Callable[[], Artifacts] = load
+) -> None:
     """The files pass ``check``; a copy broken by ``edits`` makes it report ``expected``."""
-    artifacts = load()
+    artifacts = loader()
     if edits is None:
         assert check(artifacts) == []
         return

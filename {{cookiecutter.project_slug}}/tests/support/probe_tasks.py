@@ -15,7 +15,7 @@ from celery.exceptions import Reject
 from sqlalchemy import text
 
 from {{ cookiecutter.package_name }}.celery_app import app
-from {{ cookiecutter.package_name }}.core import db
+from {{ cookiecutter.package_name }}.core import beat, db
 from {{ cookiecutter.package_name }}.core.locks import no_parallel_processing
 from {{ cookiecutter.package_name }}.core.redis_client import client
 
@@ -164,3 +164,14 @@ def locked_by_item(self: Any, item: str, seconds: float) -> None:
     run = start_run(item, hostname=self.request.hostname, retries=self.request.retries)
     work_for(run, seconds)
     end_run(run)
+
+
+@app.task(name="probe.count_tick", bind=True, completion_marker=False)
+def count_tick(self: Any, item: str) -> None:
+    """Counts each delivery of a beat's tick, by tick and by task id (no completion marker, so a
+    tick published twice counts twice)."""
+    pipe = client().pipeline()
+    for key, field in (("ticks", beat.TICK_HEADER), ("tick_ids", "id")):
+        pipe.hincrby(f"probe:{key}:{item}", getattr(self.request, field), 1)
+        pipe.expire(f"probe:{key}:{item}", 3600)
+    pipe.execute()

@@ -21,7 +21,10 @@ from typing import Any, TypeVar
 
 PROJECT = Path(__file__).resolve().parents[2]
 TASK_DEFINITION = PROJECT / "deploy" / "ecs" / "task-definition.json"
+BEAT_TASK_DEFINITION = PROJECT / "deploy" / "ecs" / "beat-task-definition.json"
 PROBE_TASKS = "tests.support.probe_tasks"
+#: The app the beat tests run: the service's, with a test's schedule (``beat_app.py``).
+BEAT_APP = "tests.support.beat_app"
 
 T = TypeVar("T")
 
@@ -38,10 +41,16 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
-def worker_container() -> dict[str, Any]:
-    definition = json.loads(TASK_DEFINITION.read_text())
+def worker_container(path: Path = TASK_DEFINITION, name: str = "worker") -> dict[str, Any]:
+    definition = json.loads(path.read_text())
     containers: list[dict[str, Any]] = definition["containerDefinitions"]
-    return next(container for container in containers if container["name"] == "worker")
+    return next(container for container in containers if container["name"] == name)
+
+
+def deployed_beat_command() -> list[str]:
+    """The beat's command as its task definition runs it, with the test's app."""
+    command = worker_container(BEAT_TASK_DEFINITION, "beat")["command"]
+    return [f"--app={BEAT_APP}" if part.startswith("--app=") else part for part in command]
 
 
 def deployed_command() -> list[str]:
@@ -49,9 +58,10 @@ def deployed_command() -> list[str]:
     return list(worker_container()["command"])
 
 
-def deployed_environment() -> dict[str, str]:
+def deployed_environment(container: dict[str, Any] | None = None) -> dict[str, str]:
     """The worker's plain environment from the task definition (the test supplies the secrets)."""
-    return {item["name"]: item["value"] for item in worker_container().get("environment", [])}
+    container = container or worker_container()
+    return {item["name"]: item["value"] for item in container.get("environment", [])}
 
 
 @dataclass
@@ -129,13 +139,28 @@ class Fleet:
     def start(self, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()) -> Worker:
         """Start a worker with the deployed command and environment, plus ``env`` overrides."""
         hostname = f"w{len(self.workers)}-{uuid.uuid4().hex[:8]}@test"
-        log = self.log_dir / f"{hostname}.log"
         command = [*deployed_command(), "--hostname", hostname, "--include", PROBE_TASKS, *args]
+        return self.launch(hostname, command, env, deployed_environment())
+
+    def start_beat(self, env: Mapping[str, str]) -> Worker:
+        """Start a beat with its deployed command, the test's schedule set by ``env``."""
+        name = f"b{len(self.workers)}-{uuid.uuid4().hex[:8]}"
+        deployed = deployed_environment(worker_container(BEAT_TASK_DEFINITION, "beat"))
+        return self.launch(name, deployed_beat_command(), env, deployed)
+
+    def launch(
+        self,
+        hostname: str,
+        command: list[str],
+        env: Mapping[str, str] | None,
+        deployed: Mapping[str, str],
+    ) -> Worker:
+        log = self.log_dir / f"{hostname}.log"
         # The worker's ready marker for the health check goes to the test's own directory.
         environment = {
             **self.base_env,
             "TMPDIR": str(self.log_dir),
-            **deployed_environment(),
+            **deployed,
             **(env or {}),
         }
         bin_dir = str(Path(sys.executable).parent)

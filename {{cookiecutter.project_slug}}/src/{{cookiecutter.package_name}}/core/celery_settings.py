@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.app.defaults import DEFAULTS
 
-from .. import service_settings
+from .. import schedules, service_settings
 from . import broker, defaults
 from .config import Config, ConfigError
 
@@ -164,6 +164,10 @@ def core_settings(config: Config) -> dict[str, Any]:
         # Every module of the tasks package, so a module dropped there is registered.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#imports
         "imports": task_modules(),
+        # Each tick published once, however many beats run (beat.py); the service's schedules.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-scheduler
+        "beat_scheduler": f"{__package__}.beat:ExactlyOnceScheduler",
+        "beat_schedule": schedules.SCHEDULES,
         **broker_settings,
         # A publish on a connection not made yet (a new process, a fresh pooled connection) waits
         # for the broker as long, instead of kombu's connect timeout (4 s).

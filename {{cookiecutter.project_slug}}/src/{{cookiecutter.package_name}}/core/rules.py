@@ -17,6 +17,8 @@ FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
 }
 #: ECS (Fargate) accepts a container stopTimeout of 2..120 seconds.
 STOP_TIMEOUT_RANGE = (2, 120)
+#: The beat's Fargate size and stopTimeout: it publishes a few messages and stops at SIGTERM.
+BEAT_CPU, BEAT_MEMORY, BEAT_STOP_TIMEOUT = 256, 512, 10
 #: At most this many seconds of the stop window are kept for cancel, requeue and disconnect.
 LONGEST_RESERVE = 15.0
 

@@ -11,7 +11,7 @@ from redis.client import Pipeline
 from sqlalchemy import select
 
 from ..celery_app import app
-from ..core import config, db, logs, runs
+from ..core import beat, config, db, logs, runs
 from ..core.locks import no_parallel_processing, task_lock
 from ..core.publishing import BATCH_SIZE as PUBLISH_BATCH_SIZE
 from ..core.redis_client import client
@@ -86,6 +86,18 @@ def send_newsletter_fan_out(
         child=send_newsletter_to_user,
         child_args=lambda user_id: (newsletter, user_id),
     )
+
+
+@app.task(name="send_weekly_newsletter", bind=True)
+def send_weekly_newsletter(self: Any) -> None:
+    """The beat's weekly tick (``schedules.py``): that week's newsletter, by the fan-out."""
+    tick = beat.tick_of(self.request)
+    if tick is None:
+        raise ValueError("send_weekly_newsletter runs from the beat, which sends its tick")
+    newsletter = f"weekly-{tick:%Y-%m-%d}"
+    # Derived from this task's id, itself from the tick: a redelivery publishes nothing new.
+    task_id = runs.derived_id(self.request.id, "fan-out")
+    send_newsletter_fan_out.apply_async((newsletter,), task_id=task_id)
 
 
 @app.task(name="send_newsletter_batching", bind=True)
