@@ -178,8 +178,13 @@ def customise(project: Path) -> None:
     (down,) = revisions - revised
     (versions / "5e1f0c2a7b3d_create_reports.py").write_text(REPORT_MIGRATION.format(down=down))
     compose = project / "compose.yaml"
+    # The worker's environment (the first service that has one; the beat's comes after).
     text, count = re.subn(
-        r"^( +)(DATABASE_URL: .*\n)", r'\1\2\1BATCH_SIZE: "200"\n', compose.read_text(), flags=re.M
+        r"^( +)(DATABASE_URL: .*\n)",
+        r'\1\2\1BATCH_SIZE: "200"\n',
+        compose.read_text(),
+        count=1,
+        flags=re.M,
     )
     assert count == 1
     compose.write_text(text)
