@@ -9,7 +9,7 @@ import pytest
 from {{ cookiecutter.package_name }}.core import rules
 
 from ..support import artifacts as deploy
-from .test_ecs_definitions import check_api_shapes, check_secrets
+from .test_ecs_definitions import check_api_shapes, check_secrets, check_size_and_stop
 
 DEPLOYMENT = "service.deploymentConfiguration"
 LOGS = "container.logConfiguration"
@@ -43,20 +43,6 @@ def check_settings(artifacts: deploy.Artifacts) -> list[str]:
     return deploy.settings_problems(artifacts, SETTINGS)
 
 
-def check_limits(artifacts: deploy.Artifacts) -> list[str]:
-    """A Fargate task size and ECS's stopTimeout range."""
-    cpu, memory = artifacts.get("task.cpu"), artifacts.get("task.memory")
-    stop_timeout = artifacts.get("container.stopTimeout")
-    problems = []
-    if not all(isinstance(value, str) and value.isdigit() for value in (cpu, memory)):
-        problems.append(f"cpu={cpu!r}, memory={memory!r}: Fargate needs strings of digits")
-    elif rule := rules.fargate_memory_rule(int(cpu), int(memory), "cpu"):
-        problems.append(f"cpu={cpu!r}, memory={memory!r}: {rule}")
-    if rule := rules.stop_timeout_rule(stop_timeout if isinstance(stop_timeout, int) else -1):
-        problems.append(f"stopTimeout={stop_timeout!r}: {rule}")
-    return problems
-
-
 BROKEN: deploy.Broken = {
     check_api_shapes: {
         "cpu-not-a-string": ({"task.cpu": 256}, "Invalid type for parameter cpu"),
@@ -69,7 +55,7 @@ BROKEN: deploy.Broken = {
         "rolling": ({f"{DEPLOYMENT}.maximumPercent": 200}, "maximumPercent=200: must be 100"),
         "worker": ({"container.command": ["celery", "worker"]}, "container.command=['celery'"),
     },
-    check_limits: {
+    check_size_and_stop: {
         "pair": ({"task.cpu": "256", "task.memory": "4096"}, "with cpu 256 Fargate allows"),
         "stop-timeout": ({"container.stopTimeout": 1}, "stopTimeout=1: must be"),
     },

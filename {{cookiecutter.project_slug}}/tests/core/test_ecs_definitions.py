@@ -84,11 +84,10 @@ def check_settings(artifacts: deploy.Artifacts) -> list[str]:
     return deploy.settings_problems(artifacts, SETTINGS)
 
 
-def check_limits(artifacts: deploy.Artifacts) -> list[str]:
-    """A Fargate task size, ECS's stopTimeout and health-check ranges, a long enough start."""
+def check_size_and_stop(artifacts: deploy.Artifacts) -> list[str]:
+    """A Fargate task size and ECS's stopTimeout range (the worker's and the beat's files)."""
     cpu, memory = artifacts.get("task.cpu"), artifacts.get("task.memory")
     stop_timeout = artifacts.get("container.stopTimeout")
-    health = artifacts.get(HEALTH) or {}
     problems = []
     if not all(isinstance(value, str) and value.isdigit() for value in (cpu, memory)):
         problems.append(f"cpu={cpu!r}, memory={memory!r}: Fargate needs strings of digits")
@@ -96,6 +95,13 @@ def check_limits(artifacts: deploy.Artifacts) -> list[str]:
         problems.append(f"cpu={cpu!r}, memory={memory!r}: {rule}")
     if rule := rules.stop_timeout_rule(stop_timeout if isinstance(stop_timeout, int) else -1):
         problems.append(f"stopTimeout={stop_timeout!r}: {rule}")
+    return problems
+
+
+def check_limits(artifacts: deploy.Artifacts) -> list[str]:
+    """A Fargate task size, ECS's stopTimeout and health-check ranges, a long enough start."""
+    health = artifacts.get(HEALTH) or {}
+    problems = check_size_and_stop(artifacts)
     for name, (low, high) in HEALTH_CHECK_RANGES.items():
         value = health.get(name, low)
         if not (isinstance(value, int) and low <= value <= high):
