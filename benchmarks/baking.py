@@ -1,6 +1,8 @@
 """Bake the template and install the project from its lock: what every benchmark starts with."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +36,18 @@ def bake_and_install(broker: str, output_dir: Path) -> Path:
         [str(uv), "sync", "--locked", "--quiet"], cwd=project, env=clean_environment(), check=True
     )
     return project
+
+
+def run_inner(project: Path, script: str, broker: str, *arguments: str) -> dict:
+    """Run ``script --inner broker ARGUMENTS`` in ``project``'s environment, beside the shared
+    ``bench_app.py``; return the JSON its last line of output prints (its stderr goes by live)."""
+    shutil.copy(TEMPLATE / "benchmarks" / "bench_app.py", project / "bench_app.py")
+    out = subprocess.run(
+        [str(project / ".venv/bin/python"), script, "--inner", broker, *arguments],
+        cwd=project,
+        env=clean_environment(),
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -30,7 +30,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
 REDIS_URL = "redis://localhost:6379/0"
 BROKER_URLS = {"rabbitmq": "amqp://guest:guest@localhost:5672//", "redis": REDIS_URL}
 
@@ -99,25 +98,14 @@ VARIANTS = ("defaults", "article", "service")
 
 
 def outer(brokers: list[str], parts: list[str]) -> None:
-    from baking import bake_and_install, clean_environment
+    from baking import bake_and_install, run_inner
 
     work = Path(tempfile.mkdtemp(prefix="chaos-"))
     try:
         results = {}
         for broker in brokers:
             project = bake_and_install(broker, work / broker)
-            shutil.copy(HERE / "bench_app.py", project / "bench_app.py")
-            env = clean_environment()
-            out = subprocess.run(
-                [str(project / ".venv/bin/python"), __file__, "--inner", broker, "--parts", *parts],
-                cwd=project,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            sys.stderr.write(out.stderr)
-            results[broker] = json.loads(out.stdout.strip().splitlines()[-1])
+            results[broker] = run_inner(project, __file__, broker, "--parts", *parts)
         report(results)
     finally:
         shutil.rmtree(work, ignore_errors=True)

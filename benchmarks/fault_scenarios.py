@@ -65,7 +65,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
 RABBITMQ_URL = "amqp://guest:guest@localhost:5672//"
 BROKERS = ("rabbitmq", "redis")
 SCENARIOS = ("redis", "database", "bad-messages", "broker")
@@ -107,7 +106,7 @@ ARTICLE_SETTINGS = (
 
 
 def outer(brokers: list[str], scenarios: list[str], variants: list[str]) -> None:
-    from baking import bake_and_install, clean_environment
+    from baking import bake_and_install, run_inner
 
     work = Path(tempfile.mkdtemp(prefix="faults-"))
     started = time.monotonic()
@@ -115,17 +114,8 @@ def outer(brokers: list[str], scenarios: list[str], variants: list[str]) -> None
         results = {}
         for broker in brokers:
             project = bake_and_install(broker, work / broker)
-            shutil.copy(HERE / "bench_app.py", project / "bench_app.py")
-            command = [str(project / ".venv/bin/python"), __file__, "--inner", broker]
-            out = subprocess.run(
-                [*command, "--scenarios", *scenarios, "--variants", *variants],
-                cwd=project,
-                env=clean_environment(),
-                check=True,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            results[broker] = json.loads(out.stdout.strip().splitlines()[-1])
+            arguments = ["--scenarios", *scenarios, "--variants", *variants]
+            results[broker] = run_inner(project, __file__, broker, *arguments)
         report(results, scenarios, variants)
         print(f"\n(whole run: {time.monotonic() - started:.0f} s)")
     finally:

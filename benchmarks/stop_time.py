@@ -25,7 +25,6 @@ from pathlib import Path
 from deployment_chaos import BROKER_URLS, REDIS_URL, base_env, cleanup, runs_of, start_worker
 from deployment_chaos import wait_ready as wait_until_ready
 
-HERE = Path(__file__).resolve().parent
 STOP_TIMEOUT = 120.0
 TASK_SECONDS = 3.0
 #: The busy worker is stopped this far into its task.
@@ -34,24 +33,14 @@ VARIANTS = ("defaults", "article", "service")
 
 
 def outer(brokers: list[str]) -> None:
-    from baking import bake_and_install, clean_environment
+    from baking import bake_and_install, run_inner
 
     work = Path(tempfile.mkdtemp(prefix="stop-time-"))
     try:
         results = {}
         for broker in brokers:
             project = bake_and_install(broker, work / broker)
-            shutil.copy(HERE / "bench_app.py", project / "bench_app.py")
-            out = subprocess.run(
-                [str(project / ".venv/bin/python"), __file__, "--inner", broker],
-                cwd=project,
-                env=clean_environment(),
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            sys.stderr.write(out.stderr)
-            results[broker] = json.loads(out.stdout.strip().splitlines()[-1])
+            results[broker] = run_inner(project, __file__, broker)
         report(results)
     finally:
         shutil.rmtree(work, ignore_errors=True)
