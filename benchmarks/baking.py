@@ -5,9 +5,23 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+#: The default project's only queue (the answer ``queues`` by default).
+QUEUE_NAME = "default"
+
+
+def run_queue(prefix: str) -> str:
+    """The queue of one benchmark run: the service's queue in a broker namespace of the run's
+    own, ``<namespace>.default`` (the other configurations use the same name)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}.{QUEUE_NAME}"
+
+
+def namespace_of(queue: str) -> str:
+    return queue.rsplit(".", 1)[0]
 
 
 def clean_environment() -> dict[str, str]:
@@ -51,3 +65,17 @@ def run_inner(project: Path, script: str, broker: str, *arguments: str) -> dict:
         text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def each_broker(script: str, brokers: list[str], *arguments: str) -> dict[str, dict]:
+    """Bake and install the default project of each broker in a scratch directory, run
+    ``script``'s inner part there with ``arguments``; its results by broker."""
+    work = Path(tempfile.mkdtemp(prefix="benchmark-"))
+    try:
+        results = {}
+        for broker in brokers:
+            project = bake_and_install(broker, work / broker)
+            results[broker] = run_inner(project, script, broker, *arguments)
+        return results
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

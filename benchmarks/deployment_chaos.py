@@ -19,16 +19,16 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from baking import each_broker, namespace_of, run_queue
 
 REDIS_URL = "redis://localhost:6379/0"
 BROKER_URLS = {"rabbitmq": "amqp://guest:guest@localhost:5672//", "redis": REDIS_URL}
@@ -98,17 +98,7 @@ VARIANTS = ("defaults", "article", "service")
 
 
 def outer(brokers: list[str], parts: list[str]) -> None:
-    from baking import bake_and_install, run_inner
-
-    work = Path(tempfile.mkdtemp(prefix="chaos-"))
-    try:
-        results = {}
-        for broker in brokers:
-            project = bake_and_install(broker, work / broker)
-            results[broker] = run_inner(project, __file__, broker, "--parts", *parts)
-        report(results)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    report(each_broker(__file__, brokers, "--parts", *parts))
 
 
 def report(results: dict) -> None:
@@ -166,7 +156,7 @@ def inner(broker: str, parts: list[str]) -> None:
     results: dict = {"chaos": {}, "throughput": {}}
 
     def session(variant: str, extra: dict) -> tuple:
-        queue = f"bench-{uuid.uuid4().hex[:10]}"
+        queue = run_queue("bench")
         env = base_env(broker, queue, package, variant, extra)
         producer = Celery("producer", broker=BROKER_URLS[broker])
         producer.conf.task_default_queue = queue
@@ -202,7 +192,8 @@ def base_env(broker: str, queue: str, package: str, variant: str, extra: dict) -
         CELERY_BROKER_URL=BROKER_URLS[broker],
         REDIS_URL=REDIS_URL,
         BENCH_REDIS_URL=REDIS_URL,
-        TASK_DEFAULT_QUEUE=queue,
+        BENCH_QUEUE=queue,
+        BROKER_NAMESPACE=namespace_of(queue),
         BENCH_VARIANT=variant,
         BENCH_PACKAGE=package,
         WORKER_CONCURRENCY="1",
@@ -313,22 +304,25 @@ def chaos(producer, client, env: dict, workload: Workload) -> dict:
     }
 
 
-def throughput(producer, client, env: dict) -> float:
+def throughput(
+    producer, client, env: dict, tasks: int = NOOP_TASKS, task: str = "bench.noop"
+) -> float:
+    """No-op tasks per second one worker drains, from when it answers until the last one ran."""
     item = uuid.uuid4().hex
     with producer.producer_or_acquire() as publisher:
-        for _ in range(NOOP_TASKS):
-            producer.send_task("bench.noop", args=[item], producer=publisher)
+        for _ in range(tasks):
+            producer.send_task(task, args=[item], producer=publisher)
     process, hostname = start_worker(env, concurrency=env["WORKER_CONCURRENCY"])
     wait_ready(producer, hostname)
     started = time.monotonic()
     count_at_start = int(client.get(f"bench:noop:{item}") or 0)
-    while int(client.get(f"bench:noop:{item}") or 0) < NOOP_TASKS:
+    while int(client.get(f"bench:noop:{item}") or 0) < tasks:
         if time.monotonic() - started > 300:
             raise RuntimeError("no-op drain did not finish")
         time.sleep(0.05)
     elapsed = time.monotonic() - started
     stop_like_ecs(process, [])
-    return (NOOP_TASKS - count_at_start) / elapsed
+    return (tasks - count_at_start) / elapsed
 
 
 def cleanup(producer, queue: str, broker: str) -> None:

@@ -29,9 +29,10 @@ what is missing then is lost.
     .venv/bin/python benchmarks/fault_scenarios.py [--brokers rabbitmq redis]
         [--scenarios redis database bad-messages] [--variants defaults article service]
 
-The Redis broker is a private redis-server with AOF (port 6386), the RabbitMQ broker the local
-one (a queue of its own per run, deleted at the end), except in ``broker``, which starts a
-private node (ports 5686 and 25686).
+The Redis broker is a private redis-server with AOF, the RabbitMQ broker the local one (a queue
+of its own per run, deleted at the end), except in ``broker``, which starts a private node. The
+private servers take ports reserved at run time (the baked project's
+``tests/support/private_services.py``), so the benchmark can run beside test suites.
 
 Measured 2026-11-25 (2 cores shared with other test runs; 573 s for both brokers), lost of 200
 for defaults / article / service: Redis killed 149 / 55 / 0 (RabbitMQ) and 148 / 70 / 0 (Redis);
@@ -52,7 +53,6 @@ import json
 import os
 import pickle
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -65,15 +65,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from baking import QUEUE_NAME, each_broker, namespace_of, run_queue
+
 RABBITMQ_URL = "amqp://guest:guest@localhost:5672//"
 BROKERS = ("rabbitmq", "redis")
 SCENARIOS = ("redis", "database", "bad-messages", "broker")
 VARIANTS = ("defaults", "article", "service")
-#: Private servers of this benchmark (the tests use others).
-BROKER_REDIS_PORT = 6386
-LEDGER_REDIS_PORT = 6387
-POSTGRES_PORT = 5444
-RABBITMQ_PORT, RABBITMQ_DIST_PORT = 5686, 25686
 
 TASKS = 200
 SHORTEST, LONGEST = 0.1, 0.5
@@ -106,20 +103,10 @@ ARTICLE_SETTINGS = (
 
 
 def outer(brokers: list[str], scenarios: list[str], variants: list[str]) -> None:
-    from baking import bake_and_install, run_inner
-
-    work = Path(tempfile.mkdtemp(prefix="faults-"))
     started = time.monotonic()
-    try:
-        results = {}
-        for broker in brokers:
-            project = bake_and_install(broker, work / broker)
-            arguments = ["--scenarios", *scenarios, "--variants", *variants]
-            results[broker] = run_inner(project, __file__, broker, *arguments)
-        report(results, scenarios, variants)
-        print(f"\n(whole run: {time.monotonic() - started:.0f} s)")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    arguments = ["--scenarios", *scenarios, "--variants", *variants]
+    report(each_broker(__file__, brokers, *arguments), scenarios, variants)
+    print(f"\n(whole run: {time.monotonic() - started:.0f} s)")
 
 
 def report(results: dict[str, Any], scenarios: list[str], variants: list[str]) -> None:
@@ -168,21 +155,24 @@ class Run:
         broker_outage: Callable[[], None],
     ) -> None:
         from celery import Celery
-        from tests.support.private_services import PrivateRedis
+        from tests.support.private_services import private_redis
 
         self.broker, self.variant, self.directory = broker, variant, directory
         self.broker_outage = broker_outage
         #: Items whose publish raised to the producer (``broker``).
         self.raised: set[str] = set()
         self.package = json.loads(Path(".cookiecutter.json").read_text())["package_name"]
-        self.queue = f"bench-faults-{uuid.uuid4().hex[:10]}"
+        self.queue = run_queue("bench-faults")
         (directory / "ledger").mkdir(parents=True)
-        self.ledger = PrivateRedis(LEDGER_REDIS_PORT, directory / "ledger", appendonly=True)
-        self.ledger.start()
+        self.servers = contextlib.ExitStack()
+        self.ledger = self.servers.enter_context(
+            private_redis(appendonly=True, dir=directory / "ledger")
+        )
         self.env = {k: v for k, v in os.environ.items() if k != "REMAP_SIGTERM"}
         self.env.update(
             CELERY_BROKER_URL=broker_url,
-            TASK_DEFAULT_QUEUE=self.queue,
+            BENCH_QUEUE=self.queue,
+            BROKER_NAMESPACE=namespace_of(self.queue),
             BENCH_VARIANT=variant,
             BENCH_PACKAGE=self.package,
             BENCH_REDIS_URL=self.ledger.url,
@@ -281,7 +271,7 @@ class Run:
             return None
         command = f"{self.package}.core.dead_letters"
         listed = subprocess.run(
-            [sys.executable, "-m", command, "--queue", self.queue, "list"],
+            [sys.executable, "-m", command, "--queue", QUEUE_NAME, "list"],
             env=self.env,
             capture_output=True,
             text=True,
@@ -335,7 +325,7 @@ class Run:
 
     def close(self) -> None:
         self.stop_workers()
-        self.ledger.kill()
+        self.servers.close()
         if self.broker == "rabbitmq":
             with self.producer.connection_for_write() as connection:
                 channel = connection.default_channel
@@ -434,7 +424,7 @@ def database_scenario(run: Run) -> dict:
     from sqlalchemy import create_engine, text
     from tests.support.private_services import private_postgres
 
-    with private_postgres(POSTGRES_PORT) as database:
+    with private_postgres() as database:
         database.start()
         engine = create_engine(database.url)
         with engine.begin() as connection:
@@ -536,7 +526,7 @@ def broker_for(
         yield RABBITMQ_URL, lambda: None
         return
     if broker == "rabbitmq":
-        with private_rabbitmq("bench-faults", RABBITMQ_PORT, RABBITMQ_DIST_PORT) as node:
+        with private_rabbitmq("bench-faults") as node:
 
             def stop_app() -> None:
                 node.stop_app()
@@ -545,7 +535,7 @@ def broker_for(
 
             yield node.url, stop_app
         return
-    with private_redis(BROKER_REDIS_PORT) as server:
+    with private_redis() as server:
 
         def kill() -> None:
             server.kill()

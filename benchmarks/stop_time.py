@@ -13,15 +13,14 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from baking import each_broker, run_queue
 from deployment_chaos import BROKER_URLS, REDIS_URL, base_env, cleanup, runs_of, start_worker
 from deployment_chaos import wait_ready as wait_until_ready
 
@@ -33,17 +32,7 @@ VARIANTS = ("defaults", "article", "service")
 
 
 def outer(brokers: list[str]) -> None:
-    from baking import bake_and_install, run_inner
-
-    work = Path(tempfile.mkdtemp(prefix="stop-time-"))
-    try:
-        results = {}
-        for broker in brokers:
-            project = bake_and_install(broker, work / broker)
-            results[broker] = run_inner(project, __file__, broker)
-        report(results)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    report(each_broker(__file__, brokers))
 
 
 def report(results: dict) -> None:
@@ -82,7 +71,7 @@ def inner(broker: str) -> None:
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     results = {}
     for variant in VARIANTS:
-        queue = f"bench-stop-{uuid.uuid4().hex[:10]}"
+        queue = run_queue("bench-stop")
         env = base_env(broker, queue, package, variant, {})
         producer = Celery("producer", broker=BROKER_URLS[broker])
         producer.conf.task_default_queue = queue

@@ -1,13 +1,19 @@
 """Finish the rendered project and print the next steps.
 
 Files that only one broker uses have conditional names and are never rendered for the other, so
-nothing is deleted here. The hook is offline and deterministic: it adds no random value, date or
-download, so the same answers always give the same bytes (``cruft update`` relies on that).
+nothing is deleted here. Each queue's deploy files are written by the project's own generator
+(``core/deploy_files.py``, plain Python), as a team regenerates them after adding a queue. The
+hook is offline and deterministic: it adds no random value, date or download, so the same answers
+always give the same bytes (``cruft update`` relies on that).
 """
 
 import bisect
+import contextlib
+import importlib
+import io
 import json
 import re
+import sys
 from pathlib import Path
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
@@ -28,10 +34,21 @@ def sort_lock(lock, name):
     return PACKAGE.join([head, *blocks])
 
 
+def write_deploy_files():
+    """Run ``python -m <package>.core.deploy_files`` in this process, silently."""
+    sys.path.insert(0, "src")
+    generator = importlib.import_module(f"{ANSWERS['package_name']}.core.deploy_files")
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = generator.main([])
+    if status:
+        sys.exit(status)
+
+
 def main():
     slug = ANSWERS["project_slug"]
     lock = Path("uv.lock")
     lock.write_text(sort_lock(lock.read_text(), slug))
+    write_deploy_files()
     print(f"Next:\n  cd {slug}\n  uv sync --locked\n  uv run pytest")
 
 

@@ -38,6 +38,12 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "_pytest",
         "_yaml",
         "annotated_types",
+        "attr",
+        "attrs",
+        "jsonschema",
+        "jsonschema_specifications",
+        "referencing",
+        "rpds",
         "cfgv",
         "distlib",
         "filelock",
@@ -189,6 +195,14 @@ def check(answers):
     account = answers.get("aws_account_id", "")
     if not ACCOUNT.fullmatch(str(account)):
         problems.append(f"aws_account_id = {account!r}: must be exactly 12 digits")
+
+    queues = [name.strip() for name in str(answers.get("queues", "")).split(",")]
+    for name in dict.fromkeys(queues):
+        rule = RULES.queue_name_rule(name)
+        if rule is None and queues.count(name) > 1:
+            rule = "must be named once (each queue has its own workers and ECS service)"
+        if rule:
+            problems.append(f"queues = {answers.get('queues')!r}: {name!r} {rule}")
 
     cpu = whole_number(answers, "ecs_cpu", problems)
     memory = whole_number(answers, "ecs_memory", problems)

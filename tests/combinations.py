@@ -37,6 +37,7 @@ SUITES = {
         "answers": {
             "broker": "rabbitmq",
             "project_name": "Billing Sync",
+            "queues": "fast, slow",
             "python_version": "3.13",
             "ecs_cpu_architecture": "X86_64",
             "ecs_cpu": "512",
@@ -53,6 +54,7 @@ SUITES = {
             "broker": "redis",
             "project_name": "Report Builder",
             "package_name": "reports",
+            "queues": "default,exports",
             "python_version": "3.11",
             "ecs_cpu_architecture": "X86_64",
             "ecs_cpu": "4096",

@@ -42,7 +42,14 @@ def choice_project(request: pytest.FixtureRequest, bakery: Bakery) -> Path:
     return bakery.get(f"choices-{request.param}", ALL_CHOICES[request.param])
 
 
-@pytest.fixture(scope="session", params=list(SUITES), ids=str)
+#: Each rendered suite's tests run in one pytest-xdist worker (``--dist loadgroup``), where the
+#: project is baked and installed once; the two README suites, 10-14 minutes each, run side by
+#: side in two workers.
+@pytest.fixture(
+    scope="session",
+    params=[pytest.param(name, marks=pytest.mark.xdist_group(name)) for name in SUITES],
+    ids=str,
+)
 def suite(request: pytest.FixtureRequest, bakery: Bakery) -> tuple[str, Path]:
     spec = SUITES[request.param]
     return request.param, bakery.get(f"suite-{request.param}", spec["answers"])

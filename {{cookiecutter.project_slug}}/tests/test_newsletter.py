@@ -20,6 +20,7 @@ from {{ cookiecutter.package_name }}.core import beat, completion
 from {{ cookiecutter.package_name }}.core.runs import derived_id
 from {{ cookiecutter.package_name }}.tasks.newsletter import deliveries_key, sent_key
 
+from .support.containers import Task
 from .support.databases import KINDS, fresh_database
 from .support.workers import Fleet, wait_for
 from .users import seed_users
@@ -201,3 +202,25 @@ def test_the_weekly_tick_sends_its_newsletter_once_even_published_twice(
         assert sends(redis_client, newsletter) == {user: 1 for user in range(1, 21)}
     finally:
         redis_client.delete(deliveries_key(newsletter), sent_key(newsletter))
+
+
+@pytest.mark.image
+def test_image_worker_stopped_mid_run_finishes_it_first(
+    tmp_path: Path, celery_app: Any, redis_client: redis.Redis, newsletter: str
+) -> None:
+    """The worker of the built image, stopped while sending, finishes the task inside the stop
+    window (``support/containers.py``)."""
+    users = 5000  # enough that the task is still sending when the stop comes
+    with fresh_database("postgresql", tmp_path) as url:
+        task = Task(url)
+        task.migrate()
+        seed_users(url, users)
+        with task.worker() as worker:
+            celery_app.send_task("send_newsletter_locking", args=[newsletter])
+            wait_for(lambda: sends(redis_client, newsletter), 60, "the task to start sending")
+            sent_before_stop = len(sends(redis_client, newsletter))
+            exit_code, seconds = worker.stop()
+            logs = worker.logs()
+    assert sent_before_stop < users, "the task ended before the stop: raise the user count"
+    assert (exit_code, seconds < task.stop_timeout) == ("0", True), logs[-4000:]
+    assert sends(redis_client, newsletter) == dict.fromkeys(range(1, users + 1), 1)

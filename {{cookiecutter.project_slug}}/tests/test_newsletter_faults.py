@@ -45,11 +45,10 @@ DEADLINE = 60 + USERS / 100
 
 
 @pytest.fixture
-def node(request: pytest.FixtureRequest) -> Iterator[PrivateRabbitMQ]:
+def node() -> Iterator[PrivateRabbitMQ]:
     # A node (and port) per test: kombu's connection pools are keyed by URL and would hand a
     # test a connection to the previous test's node.
-    offset = 3 if "fan_out" in request.node.name else 4
-    with private_rabbitmq(f"pubfault{offset}", 5690 + offset, 25690 + offset) as started:
+    with private_rabbitmq("newsletter-faults") as started:
         yield started
 
 
@@ -76,11 +75,10 @@ def stranded(app: object, node: PrivateRabbitMQ) -> bool:
 
 
 @pytest.fixture
-def node(request: pytest.FixtureRequest) -> Iterator[PrivateRedis]:
+def node() -> Iterator[PrivateRedis]:
     # A server (and port) per test: kombu's connection pools are keyed by URL and would hand a
     # test a connection to the previous test's server.
-    port = 6390 if "fan_out" in request.node.name else 6394
-    with private_redis(port, appendonly=True, appendfsync="always") as started:
+    with private_redis(appendonly=True, appendfsync="always") as started:
         yield started
 
 

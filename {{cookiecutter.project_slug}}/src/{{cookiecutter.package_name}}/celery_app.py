@@ -5,7 +5,17 @@ Run by ``celery -A {{ cookiecutter.package_name }}.celery_app worker``; task mod
 
 from celery import Celery, signals
 
-from .core import broker, config, logs, refusal, shutdown, soft_limit_guard, worker_checks
+from .core import (
+    broker,
+    config,
+    logs,
+    metrics,
+    protection,
+    refusal,
+    shutdown,
+    soft_limit_guard,
+    worker_checks,
+)
 from .core.celery_settings import celery_settings
 from .core.dead_letters import store as dead_letters
 
@@ -22,12 +32,17 @@ dead_letters.install(app)
 app.steps["consumer"].add(shutdown.WakeOnStop)
 
 # weak=False: the receivers are module functions, but keep them alive regardless of import order.
+signals.celeryd_init.connect(worker_checks.use_queue, weak=False)
 signals.setup_logging.connect(logs.configure, weak=False)
 signals.task_prerun.connect(logs.bind_task, weak=False)
 signals.task_postrun.connect(logs.unbind_task, weak=False)
+signals.worker_init.connect(worker_checks.size_pool, weak=False)
 signals.worker_init.connect(worker_checks.refuse_unsafe_worker, weak=False)
 signals.worker_ready.connect(worker_checks.mark_ready, weak=False)
 signals.worker_shutdown.connect(worker_checks.unmark_ready, weak=False)
 signals.worker_shutting_down.connect(shutdown.bound_warm_shutdown, weak=False)
 signals.worker_process_init.connect(soft_limit_guard.install, weak=False)
 signals.worker_init.connect(broker.warn_without_persistence, weak=False)
+signals.worker_ready.connect(protection.start, weak=False)
+signals.task_received.connect(protection.wake, weak=False)
+signals.worker_ready.connect(metrics.start_queue_depth, weak=False)

@@ -16,7 +16,7 @@ import redis
 {% if cookiecutter.broker == 'rabbitmq' -%}
 from {{ cookiecutter.package_name }}.core import config
 {%- else -%}
-from {{ cookiecutter.package_name }}.core import broker
+from {{ cookiecutter.package_name }}.core import broker, config
 {%- endif %}
 from {{ cookiecutter.package_name }}.core.celery_settings import PUBLISH_RETRY_POLICY, PUBLISH_RETRY_SECONDS
 from {{ cookiecutter.package_name }}.core.refusal import shown_url
@@ -33,7 +33,7 @@ from ..support.faults import (
 {%- endif %}
 )
 {%- if cookiecutter.broker == 'rabbitmq' %}
-from ..support.private_services import port_open, private_rabbitmq
+from ..support.private_services import dead_port, private_rabbitmq
 {%- else %}
 from ..support.private_services import private_redis
 from ..support.redelivery import redeliver_unacknowledged
@@ -104,7 +104,7 @@ def wait_settled(
 def test_rabbitmq_stop_app_under_a_producer_and_two_workers_loses_nothing(
     tmp_path: Path, item: str, redis_client: redis.Redis
 ) -> None:
-    with private_rabbitmq("pubfault1", 5691, 25691) as node:
+    with private_rabbitmq("pubfault") as node:
         env = {"CELERY_BROKER_URL": node.url}
         fleet = Fleet(os.environ, tmp_path, private_app(env))
         try:
@@ -132,10 +132,8 @@ def test_rabbitmq_stop_app_under_a_producer_and_two_workers_loses_nothing(
 def test_a_failover_url_reaches_the_live_broker_and_hides_every_password(
     tmp_path: Path, item: str, redis_client: redis.Redis
 ) -> None:
-    dead_port = 5699
-    assert not port_open(dead_port)
-    with private_rabbitmq("pubfault2", 5692, 25692) as node:
-        url = f"amqp://guest:dead-secret@127.0.0.1:{dead_port}//;{node.url}"
+    with dead_port() as dead, private_rabbitmq("failover") as node:
+        url = f"amqp://guest:dead-secret@127.0.0.1:{dead}//;{node.url}"
         env = {"CELERY_BROKER_URL": url}
         assert config.from_env({**os.environ, **env}).broker_url == url
         fleet = Fleet(os.environ, tmp_path, private_app(env))
@@ -165,11 +163,10 @@ def test_a_rabbitmq_url_of_another_scheme_is_refused_without_its_password() -> N
 def test_a_publish_that_cannot_reach_any_broker_raises_after_the_retry_policy(
     tmp_path: Path, item: str
 ) -> None:
-    dead_port = 5698
-    assert not port_open(dead_port)
     log = tmp_path / "producer.log"
-    env = {"CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{dead_port}//"}
-    start_producer(env, item, 1, 0, log).wait(timeout=90)
+    with dead_port() as dead:
+        env = {"CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{dead}//"}
+        start_producer(env, item, 1, 0, log).wait(timeout=90)
     (outcome,) = outcomes(log)
     assert not outcome["ok"]
     assert "OperationalError" in str(outcome["error"])
@@ -180,9 +177,9 @@ def test_a_publish_that_cannot_reach_any_broker_raises_after_the_retry_policy(
 
 
 def test_the_persistence_warning_tells_a_redis_without_persistence() -> None:
-    with private_redis(6392, appendonly=False, save="") as plain:
+    with private_redis(appendonly=False, save="") as plain:
         found = broker.persistence_off(plain.url)
-    with private_redis(6393, appendonly=True) as durable:
+    with private_redis(appendonly=True) as durable:
         assert broker.persistence_off(durable.url) is None
     assert found == {"aof_enabled": 0, "rdb_save": "''", "replicas": 0}
 
@@ -190,7 +187,7 @@ def test_the_persistence_warning_tells_a_redis_without_persistence() -> None:
 def test_a_worker_on_a_broker_without_persistence_warns_and_starts(
     tmp_path: Path,
 ) -> None:
-    with private_redis(6392, appendonly=False, save="") as plain:
+    with private_redis(appendonly=False, save="") as plain:
         env = {"CELERY_BROKER_URL": plain.url.replace("//", "//:pw-secret@")}
         plain.client().config_set("requirepass", "pw-secret")
         fleet = Fleet(os.environ, tmp_path, private_app(env))
@@ -205,7 +202,7 @@ def test_a_worker_on_a_broker_without_persistence_warns_and_starts(
 
 @pytest.mark.slow
 def test_a_redis_broker_sigkilled_under_load_loses_nothing(tmp_path: Path, item: str) -> None:
-    with private_redis(6391, appendonly=True, appendfsync="always") as server:
+    with private_redis(appendonly=True, appendfsync="always") as server:
         # The broker and the service's own Redis (markers, locks, dead letters) are the same
         # server, as in a small deployment: the crash takes both away.
         env = {"CELERY_BROKER_URL": server.url, "REDIS_URL": server.url}
@@ -224,7 +221,7 @@ def test_a_redis_broker_sigkilled_under_load_loses_nothing(tmp_path: Path, item:
             # The tasks running when Redis died are terminated (their acknowledgement cannot
             # reach the broker) and their messages wait in kombu's "unacked" hash, replayed from
             # the AOF, for the visibility timeout; restore them now, once nothing else is left.
-            queue = os.environ["TASK_DEFAULT_QUEUE"]
+            queue = config.current().broker_queue()
 
             def only_held_left() -> bool:
                 held = unacked_items(client)

@@ -13,8 +13,11 @@ import redis
 
 from {{ cookiecutter.package_name }}.core import broker, config
 from {{ cookiecutter.package_name }}.core.dead_letters import store
+{%- if cookiecutter.broker == 'rabbitmq' %}
+from {{ cookiecutter.package_name }}.core.queues import broker_name
+{%- endif %}
 
-from ..conftest import QUEUE
+from ..conftest import {% if cookiecutter.broker == 'rabbitmq' %}NAMESPACE, {% endif %}QUEUE
 from ..support.runs import runs_of
 from ..support.workers import PROJECT, Fleet, wait_for
 
@@ -94,7 +97,7 @@ def test_task_that_kills_its_worker_is_dead_lettered_then_requeued_once_fixed(
         "deliveries": LIMIT,
         "reason": "delivery_limit",
         "error": f"DeliveryLimitExceeded: {LIMIT} deliveries ended without the task finishing "
-        f"(TASK_DELIVERY_LIMIT={LIMIT})",
+        f"(the queue's delivery_limit={LIMIT})",
         "queue": QUEUE,
         "dead_lettered_at": record["dead_lettered_at"],
     }
@@ -128,8 +131,9 @@ def test_rejected_tasks_are_dead_lettered_and_only_known_ids_requeued(
     assert len(runs_of(redis_client, item)) == 2
 
     stored = len(store.records(fleet.app, QUEUE))
-    result = dead_letters("purge")
-    assert (result.returncode, result.stdout) == (0, f"purged {stored}\n"), result.stderr
+    result = dead_letters("--queue", config.current().queues[0].name, "purge")
+    purged = (result.returncode, result.stdout)
+    assert purged == (0, f"purged {stored} from {QUEUE}\n"), result.stderr
     assert listed(ids) == []
 
 
@@ -150,27 +154,44 @@ def test_bad_usage_is_refused(command: list[str]) -> None:
 {%- if cookiecutter.broker == 'rabbitmq' %}
 
 
-def test_worker_with_another_delivery_limit_than_its_queue_refuses_to_start(fleet: Fleet) -> None:
-    assert store.queue_problems(fleet.app) == []  # the session's queue, with the default limit
-    worker = fleet.start({"TASK_DELIVERY_LIMIT": str(LIMIT + 1)})
-    wait_for(lambda: not worker.alive(), 30, "the worker to exit")
-    assert worker.process.returncode == 78
-    assert f"TASK_DELIVERY_LIMIT={LIMIT + 1}: RabbitMQ refused queue {QUEUE!r}" in worker.output()
-    assert "inequivalent arg 'x-delivery-limit'" in worker.output()
-
-
-def test_worker_refuses_a_classic_queue_of_the_same_name(fleet: Fleet) -> None:
-    classic = f"{QUEUE}-classic"
+def declared_elsewhere(fleet: Fleet, delivery_limit: int | None) -> tuple[str, str]:
+    """A namespace of its own whose default queue already exists: a quorum queue with
+    ``delivery_limit``, or a classic queue."""
+    namespace = f"{NAMESPACE}-{uuid.uuid4().hex[:6]}"
+    queue = broker_name(namespace, config.current().queues[0].name)
+    arguments = broker.queue_arguments(delivery_limit, queue) if delivery_limit else {}
     with fleet.app.connection_for_write() as connection:
-        connection.default_channel.queue_declare(classic, durable=True, auto_delete=False)
+        connection.default_channel.queue_declare(
+            queue, durable=True, auto_delete=False, arguments=arguments
+        )
+    return namespace, queue
+
+
+def refused_in(fleet: Fleet, namespace: str, queue: str) -> str:
+    """The output of a worker of ``namespace``, which must have refused to start."""
     try:
-        worker = fleet.start({"TASK_DEFAULT_QUEUE": classic})
+        worker = fleet.start({"BROKER_NAMESPACE": namespace})
         wait_for(lambda: not worker.alive(), 30, "the worker to exit")
     finally:
         with fleet.app.connection_for_write() as connection:
-            connection.default_channel.queue_delete(classic)
+            connection.default_channel.queue_delete(queue)
     assert worker.process.returncode == 78
-    assert f"TASK_DEFAULT_QUEUE={classic!r}: the queue exists with other arguments" in (
-        worker.output()
-    )
+    return worker.output()
+
+
+def test_worker_whose_queue_exists_with_another_delivery_limit_refuses_to_start(
+    fleet: Fleet,
+) -> None:
+    assert store.queue_problems(fleet.app) == []  # the session's queue, with the defined limit
+    name = config.current().queues[0].name
+    output = refused_in(fleet, *declared_elsewhere(fleet, LIMIT + 1))
+    assert f"queues.py {name}.delivery_limit={LIMIT}: RabbitMQ refused queue" in output
+    assert "inequivalent arg 'x-delivery-limit'" in output
+
+
+def test_worker_refuses_a_classic_queue_of_the_same_name(fleet: Fleet) -> None:
+    namespace, queue = declared_elsewhere(fleet, None)
+    output = refused_in(fleet, namespace, queue)
+    name = config.current().queues[0].name
+    assert f"queues.py {name} (on the broker {queue!r}): the queue exists with other" in output
 {%- endif %}

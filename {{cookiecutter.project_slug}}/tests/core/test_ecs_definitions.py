@@ -1,20 +1,24 @@
-"""The task definition and the service: what ECS accepts and what the worker needs, offline.
+"""Each queue's task definition and service: what ECS accepts and what the worker needs, offline.
 
-botocore's model of the ECS API checks both files' shape (unknown keys, types, required keys) as
+botocore's model of the ECS API checks the files' shape (unknown keys, types, required keys) as
 ``aws ecs register-task-definition`` and ``create-service`` would; it knows no enum, range or
-Fargate rule: the checks here do.
+Fargate rule: the checks here do. The broken copies are the default queue's files; every queue's
+pass every check, and none is stale (``core/deploy_files.py``).
 """
 
 import re
+import shutil
+from pathlib import Path
 
 import botocore.session
 import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
-from {{ cookiecutter.package_name }}.core import config, defaults, rules
+from {{ cookiecutter.package_name }}.core import config, defaults, deploy_files, rules
 
 from ..support import artifacts as deploy
+from ..support.workers import PROJECT
 
 BREAKER = "service.deploymentConfiguration.deploymentCircuitBreaker"
 LOGS = "container.logConfiguration"
@@ -25,8 +29,6 @@ REQUIRED = deploy.REQUIRED
 SETTINGS: deploy.Settings = (
     ("task.requiresCompatibilities", ["FARGATE"], "the service runs on Fargate"),
     ("task.networkMode", "awsvpc", "Fargate needs it"),
-    ("container.stopTimeout", defaults.ECS_STOP_TIMEOUT, "defaults.ECS_STOP_TIMEOUT, as rendered"),
-    ("environment.ECS_STOP_TIMEOUT", str(defaults.ECS_STOP_TIMEOUT), "the stopTimeout"),
     (HEALTH, REQUIRED, "or ECS counts a worker that never started as healthy"),
     (f"{LOGS}.logDriver", "awslogs", "the logs go to CloudWatch"),
     (f"{LOGS}.options.mode", "non-blocking", "a slow log stream would stall the worker"),
@@ -134,6 +136,32 @@ def check_health_command(artifacts: deploy.Artifacts) -> list[str]:
     return problems
 
 
+def check_queue(artifacts: deploy.Artifacts) -> list[str]:
+    """The files run their queue's workers as queues.py defines them; nothing overrides it."""
+    queue = next(item for item in config.current().queues if item.name == artifacts.queue)
+    wanted = {
+        "container.stopTimeout": queue.stop_timeout,
+        "task.cpu": str(queue.cpu),
+        "task.memory": str(queue.memory),
+    }
+    problems = [
+        f"{path}={artifacts.get(path)!r}: must be {value!r}, as queues.py sets for {queue.name}"
+        for path, value in wanted.items()
+        if artifacts.get(path) != value
+    ]
+    command = artifacts.get("container.command") or []
+    if [part for part in command if part.startswith(("--queues", "-Q"))] != [
+        f"--queues={queue.name}"
+    ]:
+        problems.append(f"command={command!r}: must consume only --queues={queue.name}")
+    return problems + [
+        f"environment {name}: overrides queues.py's {field} of {queue.name}, which the task "
+        "definition follows (stopTimeout, size): set it in queues.py"
+        for name, field in config.QUEUE_ENVIRONMENT.items()
+        if artifacts.get(f"environment.{name}") is not None
+    ]
+
+
 def check_secrets(artifacts: deploy.Artifacts) -> list[str]:
     """Secrets come by ARN from Secrets Manager or SSM, and none sits in the environment."""
     problems = [
@@ -172,6 +200,16 @@ BROKEN: deploy.Broken = {
         "start-before-the-wait": ({f"{HEALTH}.startPeriod": 30}, "=30: must be at least"),
         "wait-past-start": ({"environment.STARTUP_DEPENDENCY_TIMEOUT": "200"}, "TIMEOUT=200 +"),
     },
+    check_queue: {
+        "stop": ({"container.stopTimeout": 7}, "stopTimeout=7: must be"),
+        "size": ({"task.memory": "4097"}, "memory='4097': must be"),
+        "no-queue": ({"container.command": ["celery", "worker"]}, "must consume only --queues="),
+        "two-queues": (
+            {"container.command": ["celery", "worker", "--queues=a", "-Q", "b"]},
+            "must consume only",
+        ),
+        "override": ({"environment.TASK_TIME_LIMIT": "30"}, "environment TASK_TIME_LIMIT"),
+    },
     check_health_command: {
         "no-cmd": ({f"{HEALTH}.command": ["python", "/app/healthcheck.py"]}, "start with CMD"),
         "asks-the-broker": ({f"{HEALTH}.command": ["CMD-SHELL", "celery inspect ping"]}, "celery"),
@@ -203,3 +241,32 @@ def test_secret_references_that_ecs_accepts_pass(value_from: str) -> None:
     artifacts = deploy.load()
     artifacts.edit("secrets.DATABASE_URL", value_from)
     assert check_secrets(artifacts) == []
+
+
+@pytest.mark.parametrize("queue", [queue.name for queue in config.current().queues])
+def test_every_queue_passes_every_check(queue: str) -> None:
+    artifacts = deploy.load(queue)
+    assert [problem for check in BROKEN for problem in check(artifacts)] == []
+    assert artifacts.get("task.family") == f"{defaults.SERVICE}-{queue}"
+    assert artifacts.get("service.serviceName") == f"{defaults.SERVICE}-{queue}"
+
+
+def test_the_generated_files_are_current(tmp_path: Path) -> None:
+    """What CI runs (``deploy_files --check``): the files follow queues.py and the base files."""
+    assert deploy_files.stale(PROJECT, config.current().queues) == []
+    copy = tmp_path / "project"
+    shutil.copytree(PROJECT / "deploy", copy / "deploy")
+    shutil.copy(PROJECT / "compose.yaml", copy)
+    base = copy / deploy_files.BASE / "worker-task-definition.json"
+    base.write_text(base.read_text().replace('"essential": true', '"essential": false'))
+    (copy / deploy_files.QUEUES / "gone").mkdir()
+    (copy / deploy_files.QUEUES / "gone" / "service.json").write_text("{}")
+    queues = config.current().queues
+    expected = [deploy_files.QUEUES / queue.name / "task-definition.json" for queue in queues]
+    assert deploy_files.stale(copy, queues) == [
+        *expected,
+        deploy_files.QUEUES / "gone" / "service.json",
+    ]
+    deploy_files.write(copy, queues)
+    assert deploy_files.stale(copy, queues) == []
+    assert not (copy / deploy_files.QUEUES / "gone").exists()

@@ -41,14 +41,21 @@ def test_a_module_dropped_into_the_tasks_package_is_registered(fleet: Fleet) -> 
         ),
         pytest.param(
             {"worker_prefetch_multiplier": 4},
-            "worker_prefetch_multiplier=4 (service_settings.CELERY_OVERRIDES): must stay 1",
+            "worker_prefetch_multiplier=4 (service_settings.CELERY_OVERRIDES): must come from "
+            "queues.py: set the queue's prefetch_multiplier",
             id="prefetch",
         ),
         pytest.param(
             {"task_time_limit": 600},
-            "task_time_limit=600 (service_settings.CELERY_OVERRIDES): must come from the "
-            "environment: set TASK_TIME_LIMIT",
+            "task_time_limit=600 (service_settings.CELERY_OVERRIDES): must come from "
+            "queues.py: set the queue's time_limit",
             id="time-limit",
+        ),
+        pytest.param(
+            {"broker_url": "amqp://elsewhere//"},
+            "broker_url='amqp://elsewhere//' (service_settings.CELERY_OVERRIDES): must come from "
+            "the environment: set CELERY_BROKER_URL",
+            id="broker",
         ),
         pytest.param(
             {"task_acks_lately": True},

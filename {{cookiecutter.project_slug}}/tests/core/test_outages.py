@@ -16,9 +16,6 @@ from ..support.private_services import PrivateRedis, private_postgres, private_r
 from ..support.runs import runs_of
 from ..support.workers import Fleet, wait_for
 
-#: Ports of this module's private servers (the other tests use their own).
-REDIS_PORT = 6385
-POSTGRES_PORT = 5448
 TASKS = 100
 OUTAGE = 10.0
 ENV = {
@@ -46,7 +43,7 @@ def freeze_and_thaw(server: PrivateRedis) -> None:
 def test_redis_outage_under_load_loses_nothing(
     fleet: Fleet, tmp_path: Path, outage: Callable[[PrivateRedis], None]
 ) -> None:
-    with private_redis(REDIS_PORT, appendonly=True, dir=tmp_path) as server:
+    with private_redis(appendonly=True, dir=tmp_path) as server:
         env = {**ENV, "REDIS_URL": server.url}
         fleet.wait_ready(fleet.start(env))
         fleet.wait_ready(fleet.start(env))
@@ -75,7 +72,7 @@ def test_redis_outage_under_load_loses_nothing(
 def test_database_outage_under_load_runs_every_task_once(
     fleet: Fleet, redis_client: redis.Redis, item: str
 ) -> None:
-    with private_postgres(POSTGRES_PORT) as database:
+    with private_postgres() as database:
         database.start()
         env = {**ENV, "DATABASE_URL": database.url}
         fleet.wait_ready(fleet.start(env))

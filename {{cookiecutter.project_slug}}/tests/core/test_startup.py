@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +17,11 @@ import pytest
 from {{ cookiecutter.package_name }}.core import broker, config, refusal, worker_checks
 
 from ..support.private_services import (
-    LATE_REDIS_PORT,
-    SILENT_BROKER_PORT,
-    SILENT_POSTGRES_PORT,
-    SILENT_REDIS_PORT,
     Cut,
+    dead_port,
     private_postgres,
     private_redis,
+    reserved_port,
 )
 from ..support.workers import PROJECT, Fleet, Worker, wait_for
 
@@ -57,9 +55,11 @@ def waited_for(worker: Worker, setting: str) -> None:
 
 # One refusal path: everything found at import, listed at once.
 
+#: Problems of the settings every process reads; a worker's queue settings are checked once it
+#: has chosen its queue (test_config.py).
 IMPORT_PROBLEMS = {
-    "TASK_TIME_LIMIT": ("ninety", "TASK_TIME_LIMIT='ninety': must be a number"),
-    "WORKER_CONCURRENCY": ("0", "WORKER_CONCURRENCY=0: must be at least 1"),
+    "TASK_MAX_RETRIES": ("many", "TASK_MAX_RETRIES='many': must be a whole number"),
+    "BROKER_NAMESPACE": ("a b", "BROKER_NAMESPACE='a b': must be 1-64 letters"),
     "REDIS_URL": (
         f"http://app:{PASSWORD}@cache:6379/0",
         "REDIS_URL='http://app:***@cache:6379/0': must be a redis://",
@@ -150,20 +150,27 @@ def test_shown_url_hides_every_password(url: str, shown: str) -> None:
 # Refused at worker start: every problem at once, the dependencies tried once.
 
 
-def test_worker_start_refusal_lists_every_problem(fleet: Fleet) -> None:
-    stray = f"{SCHEME}://app:{PASSWORD}@127.0.0.1:{SILENT_BROKER_PORT}/0"
-    redis_url = f"redis://:{PASSWORD}@127.0.0.1:{SILENT_REDIS_PORT}/0"
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that never answers while the test runs."""
+    with dead_port() as port:
+        yield port
+
+
+def test_worker_start_refusal_lists_every_problem(fleet: Fleet, silent_port: int) -> None:
+    stray = f"{SCHEME}://app:{PASSWORD}@127.0.0.1:{silent_port}/0"
+    redis_url = f"redis://:{PASSWORD}@127.0.0.1:{silent_port}/0"
     started = time.monotonic()
     worker = fleet.start({"REMAP_SIGTERM": "SIGQUIT", "BROKER_URL": stray, "REDIS_URL": redis_url})
     output = refused(worker)
     assert "the configuration has 3 problems:" in output
     assert "REMAP_SIGTERM='SIGQUIT': must be unset" in output
     assert (
-        f"BROKER_URL='{SCHEME}://app:***@127.0.0.1:{SILENT_BROKER_PORT}/0': must be unset (or "
+        f"BROKER_URL='{SCHEME}://app:***@127.0.0.1:{silent_port}/0': must be unset (or "
         "equal CELERY_BROKER_URL=" in output
     )
     assert (
-        f"REDIS_URL='redis://:***@127.0.0.1:{SILENT_REDIS_PORT}/0': cannot reach Redis (tried "
+        f"REDIS_URL='redis://:***@127.0.0.1:{silent_port}/0': cannot reach Redis (tried "
         "once: the worker is refused anyway)" in output
     )
     # Refused at once, not after STARTUP_DEPENDENCY_TIMEOUT (120 s).
@@ -180,7 +187,7 @@ def test_broker_url_equal_to_the_setting_is_accepted() -> None:
 
 
 def test_worker_waits_for_a_late_redis(fleet: Fleet, tmp_path: Path) -> None:
-    with private_redis(LATE_REDIS_PORT, appendonly=False, start=False) as server:
+    with private_redis(appendonly=False, start=False) as server:
         env = {"REDIS_URL": server.url, "STARTUP_DEPENDENCY_TIMEOUT": LATE_WAIT}
         worker = fleet.start(env)
         waited_for(worker, "REDIS_URL")
@@ -189,14 +196,14 @@ def test_worker_waits_for_a_late_redis(fleet: Fleet, tmp_path: Path) -> None:
         assert fleet.app.send_task("probe.echo", args=[5]).get(timeout=30) == 5
 
 
-def test_worker_refuses_a_redis_that_never_answers(fleet: Fleet) -> None:
-    url = f"redis://:{PASSWORD}@127.0.0.1:{SILENT_REDIS_PORT}/0"
+def test_worker_refuses_a_redis_that_never_answers(fleet: Fleet, silent_port: int) -> None:
+    url = f"redis://:{PASSWORD}@127.0.0.1:{silent_port}/0"
     started = time.monotonic()
     worker = fleet.start({"REDIS_URL": url, "STARTUP_DEPENDENCY_TIMEOUT": SHORT_WAIT})
     output = refused(worker)
     assert time.monotonic() - started >= float(SHORT_WAIT)
     assert (
-        f"REDIS_URL='redis://:***@127.0.0.1:{SILENT_REDIS_PORT}/0': cannot reach Redis within "
+        f"REDIS_URL='redis://:***@127.0.0.1:{silent_port}/0': cannot reach Redis within "
         f"STARTUP_DEPENDENCY_TIMEOUT={SHORT_WAIT} s: " in output
     )
     assert worker.events("worker.waiting", setting="REDIS_URL")
@@ -212,13 +219,13 @@ def test_worker_waits_for_a_late_database(fleet: Fleet) -> None:
         assert fleet.app.send_task("probe.echo", args=[5]).get(timeout=30) == 5
 
 
-def test_worker_refuses_a_database_that_never_answers(fleet: Fleet) -> None:
-    url = f"postgresql+psycopg://app:{PASSWORD}@127.0.0.1:{SILENT_POSTGRES_PORT}/app"
+def test_worker_refuses_a_database_that_never_answers(fleet: Fleet, silent_port: int) -> None:
+    url = f"postgresql+psycopg://app:{PASSWORD}@127.0.0.1:{silent_port}/app"
     started = time.monotonic()
     output = refused(fleet.start({"DATABASE_URL": url, "STARTUP_DEPENDENCY_TIMEOUT": SHORT_WAIT}))
     assert time.monotonic() - started >= float(SHORT_WAIT)
     assert (
-        f"DATABASE_URL='postgresql+psycopg://app:***@127.0.0.1:{SILENT_POSTGRES_PORT}/app': "
+        f"DATABASE_URL='postgresql+psycopg://app:***@127.0.0.1:{silent_port}/app': "
         f"cannot reach the database within STARTUP_DEPENDENCY_TIMEOUT={SHORT_WAIT} s: " in output
     )
 
@@ -237,8 +244,10 @@ def health(worker: Worker, tmp: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_worker_that_never_reached_its_broker_is_unhealthy(fleet: Fleet, tmp_path: Path) -> None:
-    url = f"{SCHEME}://127.0.0.1:{SILENT_BROKER_PORT}/0"
+def test_worker_that_never_reached_its_broker_is_unhealthy(
+    fleet: Fleet, tmp_path: Path, silent_port: int
+) -> None:
+    url = f"{SCHEME}://127.0.0.1:{silent_port}/0"
     worker = fleet.start({"CELERY_BROKER_URL": url, "TMPDIR": str(tmp_path)})
     # The pool runs (Celery starts it before the consumer), and the consumer keeps retrying.
     wait_for(
@@ -255,15 +264,17 @@ def test_worker_that_never_reached_its_broker_is_unhealthy(fleet: Fleet, tmp_pat
 
 def test_worker_that_lost_its_broker_stays_healthy(fleet: Fleet, tmp_path: Path) -> None:
     if broker.NAME == "redis":
-        with private_redis(LATE_REDIS_PORT, appendonly=False) as server:
+        with private_redis(appendonly=False) as server:
             check_broker_loss(fleet, tmp_path, server.url, server.kill)
     else:
-        relay = Cut(SILENT_BROKER_PORT, 5672)
-        try:
-            url = f"amqp://guest:guest@127.0.0.1:{SILENT_BROKER_PORT}//"
-            check_broker_loss(fleet, tmp_path, url, relay.cut)
-        finally:
-            relay.cut()
+        # Reserved until the end, so nothing else listens there once the relay is cut.
+        with reserved_port() as port:
+            relay = Cut(port, 5672)
+            try:
+                url = f"amqp://guest:guest@127.0.0.1:{port}//"
+                check_broker_loss(fleet, tmp_path, url, relay.cut)
+            finally:
+                relay.cut()
 
 
 def check_broker_loss(fleet: Fleet, tmp: Path, url: str, lose: Callable[[], None]) -> None:

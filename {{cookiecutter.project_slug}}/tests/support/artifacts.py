@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser
 
+from {{ cookiecutter.package_name }}.core import config
+
 from .workers import PROJECT
 
 DEPLOY = PROJECT / "deploy" / "ecs"
@@ -33,6 +35,8 @@ class Artifacts:
     dockerfile: str
     #: The container that ``container.`` paths name: the worker's, or the beat's.
     container_name: str = "worker"
+    #: The queue of queues.py whose workers these files run (none: the beat's).
+    queue: str | None = None
 
     @property
     def container(self) -> dict[str, Any]:
@@ -99,11 +103,15 @@ class Artifacts:
                 node[key] = value
 
 
-def load() -> Artifacts:
+def load(queue: str | None = None) -> Artifacts:
+    """The task definition and service of ``queue``'s workers (the default queue's)."""
+    queue = queue or config.current().queues[0].name
+    files = DEPLOY / "queues" / queue
     return Artifacts(
-        task_definition=json.loads((DEPLOY / "task-definition.json").read_text()),
-        service=json.loads((DEPLOY / "service.json").read_text()),
+        task_definition=json.loads((files / "task-definition.json").read_text()),
+        service=json.loads((files / "service.json").read_text()),
         dockerfile=(PROJECT / "Dockerfile").read_text(),
+        queue=queue,
     )
 
 

@@ -1,21 +1,27 @@
 """Private Redis, RabbitMQ and PostgreSQL servers for fault tests: ports of their own, always ended.
 
 The shared services are never stopped or flushed. A test that needs a broker, Redis or the
-database to crash, restart, freeze or come late starts one here, on a port it names, and the
-context manager ends it (and removes its files) whatever happens. Every wait has a deadline.
+database to crash, restart, freeze or come late starts one here, and the context manager ends it
+(and removes its files) whatever happens. Every wait has a deadline. Each server takes a port
+reserved at run time (``reserved_port``), so several suites can run at once on one machine.
 
-    with private_redis(6390, appendonly=True) as broker:
+    with private_redis(appendonly=True) as broker:
         broker.kill()
         broker.restart()
 
-    with private_rabbitmq("faults", 5690, 25690) as node:
+    with private_rabbitmq("faults") as node:
         node.stop_app()
         node.start_app()
+
+    with dead_port() as port:
+        ...  # connections to 127.0.0.1:port are refused until the block ends
 """
 
 import contextlib
+import errno
 import glob
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -36,13 +42,12 @@ from .workers import wait_for
 
 #: Debian installs the real scripts here; /usr/sbin has wrappers that switch to the rabbitmq user.
 RABBITMQ_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
-#: Ports of servers started late (nothing else in the suite uses them).
-LATE_REDIS_PORT = 6396
-LATE_POSTGRES_PORT = 5443
-#: Ports where nothing ever listens: "the service never answers".
-SILENT_REDIS_PORT = 6397
-SILENT_BROKER_PORT = 6398
-SILENT_POSTGRES_PORT = 5449
+#: Ports of private servers: below the kernel's ephemeral range (32768-60999 on Linux), so no
+#: port-0 bind or outgoing connection takes one while its server is down for a test, and clear
+#: of the shared services' ports (RabbitMQ's 25672 among them).
+SERVER_PORTS = range(21000, 25000)
+#: Ports this process was given: never again, as kombu's connection pools are keyed by URL.
+_given: set[int] = set()
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -57,6 +62,51 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 def _refuse_taken_port(port: int) -> None:
     if port_open(port):
         raise RuntimeError(f"port {port} is already in use: refusing to touch another service")
+
+
+def _unbound(port: int) -> bool:
+    """Nothing holds ``port`` on any address: no listener, no connection's end."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def reserved_port() -> Iterator[int]:
+    """A free port of SERVER_PORTS that no other test process on this machine takes until the end.
+
+    The reservation is an abstract Unix socket named after the port (Linux): seen by every
+    process of the network namespace, as the port is, and released however the process ends.
+    """
+    for port in random.sample(SERVER_PORTS, len(SERVER_PORTS)):
+        if port in _given:
+            continue
+        claim = socket.socket(socket.AF_UNIX)
+        try:
+            claim.bind(f"\0private-service-port-{port}")
+        except OSError as error:
+            claim.close()
+            if error.errno != errno.EADDRINUSE:
+                raise
+            continue
+        with claim:
+            if _unbound(port):
+                _given.add(port)
+                yield port
+                return
+    raise RuntimeError(f"no free port left in {SERVER_PORTS}")
+
+
+@contextlib.contextmanager
+def dead_port() -> Iterator[int]:
+    """A port where connections are refused until the block ends: bound here, never listened on,
+    so nothing else can listen there meanwhile."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield holder.getsockname()[1]
 
 
 def program(name: str, package: str, *patterns: str) -> str:
@@ -162,7 +212,6 @@ class PrivateRedis:
 
 @contextlib.contextmanager
 def private_redis(
-    port: int,
     *,
     appendonly: bool = True,
     appendfsync: str = "always",
@@ -170,19 +219,20 @@ def private_redis(
     dir: Path | None = None,
     start: bool = True,
 ) -> Iterator[PrivateRedis]:
-    """A redis-server on ``port`` (``start=False``: not yet started); killed, and its files
-    removed unless ``dir`` was given."""
+    """A redis-server on a reserved port (``start=False``: not yet started); killed, and its
+    files removed unless ``dir`` was given."""
     own = dir is None
-    directory = Path(tempfile.mkdtemp(prefix=f"redis-{port}-")) if own else Path(dir)  # type: ignore[arg-type]
-    server = PrivateRedis(port, directory, appendonly, appendfsync, save)
-    try:
-        if start:
-            server.start()
-        yield server
-    finally:
-        _end(server.process)
-        if own:
-            shutil.rmtree(directory, ignore_errors=True)
+    with reserved_port() as port:
+        directory = Path(tempfile.mkdtemp(prefix=f"redis-{port}-")) if own else Path(dir)  # type: ignore[arg-type]
+        server = PrivateRedis(port, directory, appendonly, appendfsync, save)
+        try:
+            if start:
+                server.start()
+            yield server
+        finally:
+            _end(server.process)
+            if own:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 def _rabbitmq_script(name: str) -> str:
@@ -193,7 +243,8 @@ def _rabbitmq_script(name: str) -> str:
 
 @dataclass
 class PrivateRabbitMQ:
-    """One RabbitMQ node ``name@localhost`` on ``port``, with its own config, data and cookie."""
+    """One RabbitMQ node ``name@localhost`` on ``port`` (AMQP) and ``dist_port`` (Erlang
+    distribution), with its own config, data and cookie."""
 
     name: str
     port: int
@@ -218,6 +269,10 @@ class PrivateRabbitMQ:
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
+            # rabbitmqctl's own Erlang node: a port the kernel picks, not 35672-35682, which
+            # every rabbitmqctl on the machine shares.
+            "RABBITMQ_CTL_DIST_PORT_MIN": "0",
+            "RABBITMQ_CTL_DIST_PORT_MAX": "0",
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
             "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
@@ -317,23 +372,21 @@ class PrivateRabbitMQ:
 
 
 @contextlib.contextmanager
-def private_rabbitmq(
-    name: str,
-    port: int,
-    dist_port: int,
-    dir: Path | None = None,
-) -> Iterator[PrivateRabbitMQ]:
-    """A RabbitMQ node ``name@localhost`` on ``port``; stopped, and its files removed at the end."""
+def private_rabbitmq(name: str, dir: Path | None = None) -> Iterator[PrivateRabbitMQ]:
+    """A RabbitMQ node ``name-<random>@localhost`` (epmd takes one node of a name per machine)
+    on two reserved ports; stopped, and its files removed at the end."""
     own = dir is None
-    directory = Path(tempfile.mkdtemp(prefix=f"rabbitmq-{name}-")) if own else Path(dir)  # type: ignore[arg-type]
-    node = PrivateRabbitMQ(name, port, dist_port, directory)
-    try:
-        node.start()
-        yield node
-    finally:
-        node.stop(timeout=30)
-        if own:
-            shutil.rmtree(directory, ignore_errors=True)
+    with reserved_port() as port, reserved_port() as dist_port:
+        unique = f"{name}-{secrets.token_hex(4)}"
+        directory = Path(tempfile.mkdtemp(prefix=f"rabbitmq-{unique}-")) if own else Path(dir)  # type: ignore[arg-type]
+        node = PrivateRabbitMQ(unique, port, dist_port, directory)
+        try:
+            node.start()
+            yield node
+        finally:
+            node.stop(timeout=30)
+            if own:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 def as_postgres_user() -> list[str]:
@@ -344,7 +397,7 @@ def as_postgres_user() -> list[str]:
 class PrivatePostgres:
     """A throw-away PostgreSQL cluster (trust authentication) on ``port``."""
 
-    def __init__(self, directory: Path, port: int = LATE_POSTGRES_PORT) -> None:
+    def __init__(self, directory: Path, port: int) -> None:
         self.bin = Path(program("initdb", "postgresql", "/usr/lib/postgresql/*/bin/initdb")).parent
         self.directory = directory
         self.data = directory / "data"
@@ -385,12 +438,16 @@ class PrivatePostgres:
 
 
 @contextlib.contextmanager
-def private_postgres(port: int = LATE_POSTGRES_PORT) -> Iterator[PrivatePostgres]:
-    """A PrivatePostgres with its cluster made (not started); stopped and deleted at the end.
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PrivatePostgres on a reserved port with its cluster made (not started); stopped and
+    deleted at the end.
 
     Its directory is not under pytest's, which only root may enter when the tests run as root.
     """
-    with tempfile.TemporaryDirectory(prefix="private-postgres-") as directory:
+    with (
+        reserved_port() as port,
+        tempfile.TemporaryDirectory(prefix="private-postgres-") as directory,
+    ):
         server = PrivatePostgres(Path(directory), port)
         server.initdb()
         try:
@@ -400,7 +457,8 @@ def private_postgres(port: int = LATE_POSTGRES_PORT) -> Iterator[PrivatePostgres
 
 
 class Cut:
-    """A TCP relay to a shared service on a port of its own; ``cut`` makes the service vanish.
+    """A TCP relay on ``port`` (a ``reserved_port``) to a shared service; ``cut`` makes the
+    service vanish.
 
     For a fault on a server the tests may not stop (the shared RabbitMQ): after ``cut`` every
     relayed connection is closed and new ones are refused, as if the server had died.

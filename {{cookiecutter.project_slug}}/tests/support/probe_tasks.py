@@ -66,6 +66,19 @@ def work(self: Any, item: str, seconds: float) -> None:
     end_run(run)
 
 
+@app.task(name="probe.on_slow_queue", bind=True, queue="probe-slow")
+def on_slow_queue(self: Any, item: str) -> None:
+    """Names its queue, the tests' ``probe-slow``: wherever it is published from, it runs there."""
+    end_run(start_run(item, hostname=self.request.hostname))
+
+
+@app.task(name="probe.publishes_to_slow_queue", bind=True)
+def publishes_to_slow_queue(self: Any, item: str) -> None:
+    """Publishes ``probe.on_slow_queue`` the plain way, ``delay``."""
+    end_run(start_run(item, hostname=self.request.hostname))
+    on_slow_queue.delay(f"{item}-published")
+
+
 @app.task(name="probe.reads_database")
 def reads_database(item: str) -> None:
     """Queries the database, then records a run: a run that met an outage records nothing."""

@@ -1,9 +1,10 @@
 """Start real worker processes as ECS does, and stop them as ECS does.
 
-The command and environment come from ``deploy/ecs/task-definition.json``, so the tests run the
-worker exactly as it is deployed. Each worker gets a session (process group) of its own, like a
-container: ``stop_like_ecs`` sends SIGTERM to the main process only (ECS's init forwards the
-signal to its one child) and SIGKILLs the whole group once the stop timeout has passed.
+The command and environment come from the queue's task definition
+(``deploy/ecs/queues/<queue>/task-definition.json``), so the tests run the worker exactly as it
+is deployed. Each worker gets a session (process group) of its own, like a container:
+``stop_like_ecs`` sends SIGTERM to the main process only (ECS's init forwards the signal to its
+one child) and SIGKILLs the whole group once the stop timeout has passed.
 """
 
 import contextlib
@@ -19,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from {{ cookiecutter.package_name }}.core import config, deploy_files
+from {{ cookiecutter.package_name }}.core.queues import Queue
+
 PROJECT = Path(__file__).resolve().parents[2]
-TASK_DEFINITION = PROJECT / "deploy" / "ecs" / "task-definition.json"
+QUEUES = PROJECT / "deploy" / "ecs" / "queues"
 BEAT_TASK_DEFINITION = PROJECT / "deploy" / "ecs" / "beat-task-definition.json"
 PROBE_TASKS = "tests.support.probe_tasks"
 #: The app the beat tests run: the service's, with a test's schedule (``beat_app.py``).
@@ -41,8 +45,13 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
-def worker_container(path: Path = TASK_DEFINITION, name: str = "worker") -> dict[str, Any]:
-    definition = json.loads(path.read_text())
+def task_definition(queue: str | None = None) -> Path:
+    """The task definition of ``queue``'s workers (the default queue's by default)."""
+    return QUEUES / (queue or config.current().queues[0].name) / "task-definition.json"
+
+
+def worker_container(path: Path | None = None, name: str = "worker") -> dict[str, Any]:
+    definition = json.loads((path or task_definition()).read_text())
     containers: list[dict[str, Any]] = definition["containerDefinitions"]
     return next(container for container in containers if container["name"] == name)
 
@@ -53,9 +62,16 @@ def deployed_beat_command() -> list[str]:
     return [f"--app={BEAT_APP}" if part.startswith("--app=") else part for part in command]
 
 
-def deployed_command() -> list[str]:
-    """The worker's command as the task definition runs it."""
-    return list(worker_container()["command"])
+def deployed_command(queue: str | None = None) -> list[str]:
+    """The worker's command as the queue's task definition runs it."""
+    return list(worker_container(task_definition(queue))["command"])
+
+
+def queue_command(queue: Queue, app: str) -> list[str]:
+    """A worker of ``queue`` as its generated task definition would run it, with the test's app."""
+    base = json.loads((PROJECT / deploy_files.BASE / "worker-task-definition.json").read_text())
+    command = deploy_files.worker_command(base, queue)
+    return [f"--app={app}" if part.startswith("--app=") else part for part in command]
 
 
 def deployed_environment(container: dict[str, Any] | None = None) -> dict[str, str]:
@@ -101,6 +117,17 @@ class Worker:
         kill_group(self.process.pid)
         return Stop(self.process.returncode, time.monotonic() - began, sigkilled)
 
+    def scale_in_like_ecs(
+        self, stop_timeout: float, protected: Callable[[], bool], longest_wait: float
+    ) -> Stop:
+        """Stop the worker as ECS scale-in and deployments do: not while its task is protected.
+
+        ECS leaves a protected task running until its protection is released or expires, then
+        stops it like any other (``stop_like_ecs``).
+        """
+        wait_for(lambda: not protected(), longest_wait, f"{self.hostname} to be unprotected")
+        return self.stop_like_ecs(stop_timeout)
+
     def kill(self) -> None:
         kill_group(self.process.pid)
         self.process.wait()
@@ -136,10 +163,30 @@ class Fleet:
         self.app = app
         self.workers: list[Worker] = []
 
-    def start(self, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()) -> Worker:
-        """Start a worker with the deployed command and environment, plus ``env`` overrides."""
+    def start(
+        self,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        queue: str | None = None,
+    ) -> Worker:
+        """Start a worker of ``queue`` (the default queue) with its deployed command and
+        environment, plus ``env`` overrides."""
         hostname = f"w{len(self.workers)}-{uuid.uuid4().hex[:8]}@test"
-        command = [*deployed_command(), "--hostname", hostname, "--include", PROBE_TASKS, *args]
+        command = [
+            *deployed_command(queue),
+            "--hostname",
+            hostname,
+            "--include",
+            PROBE_TASKS,
+            *args,
+        ]
+        container = worker_container(task_definition(queue))
+        return self.launch(hostname, command, env, deployed_environment(container))
+
+    def start_queue(self, queue: Queue, app: str, env: Mapping[str, str] | None = None) -> Worker:
+        """Start a worker of a queue the tests define, with ``app`` (which knows that queue)."""
+        hostname = f"w{len(self.workers)}-{queue.name}-{uuid.uuid4().hex[:8]}@test"
+        command = [*queue_command(queue, app), "--hostname", hostname, "--include", PROBE_TASKS]
         return self.launch(hostname, command, env, deployed_environment())
 
     def start_beat(self, env: Mapping[str, str]) -> Worker:
@@ -189,8 +236,8 @@ class Fleet:
 
         wait_for(ready, timeout, f"worker {worker.hostname} to answer a ping")
 
-    def start_ready(self, env: Mapping[str, str] | None = None) -> Worker:
-        worker = self.start(env)
+    def start_ready(self, env: Mapping[str, str] | None = None, queue: str | None = None) -> Worker:
+        worker = self.start(env, queue=queue)
         self.wait_ready(worker)
         return worker
 

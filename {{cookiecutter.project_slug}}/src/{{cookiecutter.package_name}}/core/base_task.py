@@ -7,7 +7,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
-from . import completion, config, logs, redis_client, retries
+from . import completion, config, logs, metrics, redis_client, retries
 from .dead_letters import store as dead_letters
 from .locks import LockHeld
 
@@ -111,12 +111,25 @@ class BaseTask(Task):
             log.warning("task.marker_not_written", error=type(error).__name__)
 
     def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.request.started_at = time.monotonic()
         log.info("task.started")
+
+    def run_metrics(self, *counted: str) -> dict[str, Any]:
+        """Log fields: the run's duration, and 1 of each ``counted`` metric (TaskFailures...)."""
+        started = getattr(self.request, "started_at", None) or time.monotonic()
+        return metrics.emf(
+            metrics.Metric(
+                "TaskDuration", time.monotonic() - started, "Seconds", metrics.BY_QUEUE_AND_TASK
+            ),
+            *(metrics.Metric(name, 1, "Count") for name in counted),
+            queue=metrics.queue_of(self.request.delivery_info),
+            task=self.name,
+        )
 
     def on_success(
         self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        log.info("task.succeeded")
+        log.info("task.succeeded", **self.run_metrics())
 
     def on_retry(
         self,
@@ -126,7 +139,7 @@ class BaseTask(Task):
         kwargs: dict[str, Any],
         einfo: Any,
     ) -> None:
-        log.warning("task.retrying", error=type(exc).__name__)
+        log.warning("task.retrying", error=type(exc).__name__, **self.run_metrics("TaskRetries"))
 
     def on_failure(
         self,
@@ -136,4 +149,4 @@ class BaseTask(Task):
         kwargs: dict[str, Any],
         einfo: Any,
     ) -> None:
-        log.error("task.failed", error=type(exc).__name__)
+        log.error("task.failed", error=type(exc).__name__, **self.run_metrics("TaskFailures"))

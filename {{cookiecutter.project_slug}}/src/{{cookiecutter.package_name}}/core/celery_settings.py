@@ -12,7 +12,7 @@ from typing import Any
 from celery.app.defaults import DEFAULTS
 
 from .. import schedules, service_settings
-from . import broker, defaults
+from . import broker
 from .config import Config, ConfigError
 
 #: Seconds a publish waits for a broker that restarts or fails over, then raises to the caller
@@ -29,17 +29,19 @@ PUBLISH_RETRY_POLICY = {
 #: The service's tasks: every module of this package is registered. Found by name, so the core
 #: imports nothing from it.
 TASKS_PACKAGE = f"{__name__.partition('.')[0]}.tasks"
-#: Settings the core sets from the environment: an override must set the variable instead, so
-#: the rules of ``config.py`` and the values derived from it (lock TTL, visibility) see it.
-FROM_ENVIRONMENT = {
-    "broker_url": "CELERY_BROKER_URL",
-    "result_backend": "CELERY_RESULT_BACKEND",
-    "task_ignore_result": "CELERY_RESULT_BACKEND",
-    "task_default_queue": "TASK_DEFAULT_QUEUE",
-    "task_soft_time_limit": "TASK_SOFT_TIME_LIMIT",
-    "task_time_limit": "TASK_TIME_LIMIT",
-    "worker_concurrency": "WORKER_CONCURRENCY",
-    "broker_heartbeat": "BROKER_HEARTBEAT",
+#: Settings the core sets from the configuration: an override must set them there instead, so
+#: the rules of ``config.py`` and the values derived from them (lock TTL, visibility) see them.
+FROM_CONFIGURATION = {
+    "broker_url": "the environment: set CELERY_BROKER_URL",
+    "result_backend": "the environment: set CELERY_RESULT_BACKEND",
+    "task_ignore_result": "the environment: set CELERY_RESULT_BACKEND",
+    "broker_heartbeat": "the environment: set BROKER_HEARTBEAT",
+    "task_queues": "queues.py: add the queue there",
+    "task_default_queue": "queues.py: the first queue is the default",
+    "task_soft_time_limit": "queues.py: set the queue's soft_time_limit",
+    "task_time_limit": "queues.py: set the queue's time_limit",
+    "worker_concurrency": "queues.py: set the queue's concurrency",
+    "worker_prefetch_multiplier": "queues.py: set the queue's prefetch_multiplier",
 }
 #: Settings the core sets that guarantee nothing: the service may change them. Every other
 #: setting the core sets is a guarantee and keeps the core's value.
@@ -79,10 +81,9 @@ def override_problems(core: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
             )
         elif name not in core or name in ADJUSTABLE or value == core[name]:
             continue
-        elif name in FROM_ENVIRONMENT:
+        elif name in FROM_CONFIGURATION:
             problems.append(
-                f"{shown}: must come from the environment: set {FROM_ENVIRONMENT[name]}, "
-                "whose rules the worker checks"
+                f"{shown}: must come from {FROM_CONFIGURATION[name]}, whose rules the worker checks"
             )
         else:
             problems.append(
@@ -98,14 +99,19 @@ def core_settings(config: Config) -> dict[str, Any]:
     return {
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
         "broker_url": config.broker_url,
-        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-default-queue
-        "task_default_queue": config.default_queue,
+        # The service's queues (queues.py), each known by its name in queues.py (``--queues``,
+        # ``@app.task(queue=...)``), named ``<BROKER_NAMESPACE>.<name>`` on the broker. A task
+        # routed to any other queue is refused instead of creating it.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-queues
+        "task_queues": [broker.task_queue(config, queue) for queue in config.queues],
+        "task_default_queue": config.broker_queue(config.queues[0].name),
+        "task_create_missing_queues": False,
         # Remote control and events on exchanges of the service's own: on Celery's ``celery``
         # and ``celeryev``, any Celery app sharing the vhost or Redis database would reach this
         # service's workers (``celery control shutdown`` included).
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#control-exchange
-        "control_exchange": defaults.SERVICE,
-        "event_exchange": f"{defaults.SERVICE}.events",
+        "control_exchange": config.namespace,
+        "event_exchange": f"{config.namespace}.events",
         # Results are off unless CELERY_RESULT_BACKEND is set: the tasks' effects live in the
         # database, and an unread result store only grows. https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-ignore-result
         "result_backend": config.result_backend or None,
@@ -124,9 +130,10 @@ def core_settings(config: Config) -> dict[str, Any]:
         # message back to the broker instead of acknowledging it as failed.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-reject-on-worker-lost
         "task_reject_on_worker_lost": True,
-        # Reserve one message per process: no task waits in a busy worker's memory while another
-        # worker idles, and a stopping worker has little to hand back. https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-prefetch-multiplier
-        "worker_prefetch_multiplier": 1,
+        # One message per process by default: no task waits in a busy worker's memory while
+        # another worker idles. A queue of short tasks may reserve more, as much as its workers
+        # could finish inside the stop window (rules.prefetch_rule). https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-prefetch-multiplier
+        "worker_prefetch_multiplier": config.prefetch_multiplier,
         # A publish (apply_async, a retry, a continuation) rides through a broker restart or
         # failover instead of raising after Celery's 0.6 s; past ~30 s it raises to the caller.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-publish-retry-policy
@@ -140,7 +147,8 @@ def core_settings(config: Config) -> dict[str, Any]:
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-cancel-long-running-tasks-on-connection-loss
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         # The soft limit raises SoftTimeLimitExceeded so the task can clean up; the hard limit kills
-        # the child. Both fit the ECS stop window (see config.py). https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-time-limit
+        # the child. Both fit the queue's ECS stop window (rules.py); a worker takes its queue's
+        # (worker_checks.py). https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-time-limit
         "task_soft_time_limit": config.soft_time_limit,
         "task_time_limit": config.time_limit,
         # ECS's SIGTERM starts the warm shutdown, which ends when the running tasks do; at the end

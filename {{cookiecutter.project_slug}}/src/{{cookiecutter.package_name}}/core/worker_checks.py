@@ -1,8 +1,9 @@
-"""Checks that only apply to a worker process, run when the worker starts.
+"""What a worker process does when it starts: its queue, its checks, its ready marker.
 
-Refuses to start, naming the setting, its value and the rule, when the worker would not shut
-down inside the ECS stop window or its Redis or database stays unreachable; marks the worker
-ready for the health check once it has reached its broker.
+Each worker consumes exactly one queue of ``queues.py`` (``--queues``) and runs with that queue's
+settings. It refuses to start, naming the setting, its value and the rule, when the worker would
+not shut down inside the ECS stop window or its Redis or database stays unreachable; it marks
+itself ready for the health check once it has reached its broker.
 """
 
 import contextlib
@@ -21,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from . import config, logs, refusal
+from .celery_settings import celery_settings
 from .dead_letters import store as dead_letters
 from .refusal import shown_url
 
@@ -37,6 +39,44 @@ ATTEMPT_TIMEOUT = 5.0
 FIRST_PAUSE = 0.5
 #: The health check (deploy/ecs/healthcheck.py) looks for this file, named by the worker's pid.
 READY_MARKER = "celery-worker-{pid}.ready"
+
+
+def chosen_queue(options: Mapping[str, Any], known: list[str]) -> str:
+    """The queue named by ``--queues``, or the only queue; refuse anything else."""
+    names = list(options.get("queues") or [])
+    if not names and len(known) == 1:
+        return known[0]
+    if len(names) == 1 and names[0] in known:
+        return str(names[0])
+    shown = ",".join(names) if names else "(not given)"
+    refusal.refuse(
+        [
+            f"--queues={shown}: must name one queue that queues.py defines "
+            f"({', '.join(known)}); each worker consumes exactly one"
+        ]
+    )
+
+
+def use_queue(conf: Any, options: Mapping[str, Any], **_: Any) -> None:
+    """``celeryd_init`` receiver: the worker's queue settings, checked, become Celery's."""
+    queue = chosen_queue(options, [item.name for item in config.current().queues])
+    try:
+        settings = celery_settings(config.use_worker_queue(queue))
+    except config.ConfigError as error:
+        refusal.refuse(error.problems)
+    conf.update(settings)
+
+
+def size_pool(sender: Any, **_: Any) -> None:
+    """``worker_init`` receiver: the pool's size and prefetch are the queue's too.
+
+    The celery command reads both from the settings before the queue is chosen (its
+    ``--concurrency`` and ``--prefetch-multiplier`` defaults); the worker builds its pool and
+    consumer from these attributes after this signal.
+    """
+    settings = config.current()
+    sender.concurrency = settings.concurrency
+    sender.prefetch_multiplier = settings.prefetch_multiplier
 
 
 def problems(pool: Any, env: Mapping[str, str]) -> list[str]:

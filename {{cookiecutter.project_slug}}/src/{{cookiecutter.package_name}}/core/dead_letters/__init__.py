@@ -2,8 +2,8 @@
 
 A message leaves the broker only when its task succeeded or once it is in the dead-letter store
 (``store.py``, one per broker). It gets there when its task fails with a permanent error or runs
-out of retries, rejects it, reaches its time limit, or is delivered ``TASK_DELIVERY_LIMIT`` times
-without finishing; and when the message itself cannot run (undecodable, an unknown task, no
+out of retries, rejects it, reaches its time limit, or is delivered its queue's ``delivery_limit``
+times without finishing; and when the message itself cannot run (undecodable, an unknown task, no
 Celery headers). ``dead_letters.worker`` decides; ``python -m {{ cookiecutter.package_name }}.core.dead_letters``
 lists, requeues and purges. See docs/dead_letters.md.
 """
@@ -21,10 +21,10 @@ class DeadLetterError(Exception):
 class UnknownDeadLetters(DeadLetterError):
     """Some task ids are not in the dead-letter store; nothing was changed."""
 
-    def __init__(self, queue: str, ids: list[str]) -> None:
+    def __init__(self, queues: str, ids: list[str]) -> None:
         self.ids = ids
         listed = ", ".join(repr(task_id) for task_id in ids)
-        super().__init__(f"no dead letter with id {listed} for queue {queue!r}; nothing requeued")
+        super().__init__(f"no dead letter with id {listed} in {queues}; nothing requeued")
 
 
 class StoreUnreachable(DeadLetterError):
@@ -32,7 +32,8 @@ class StoreUnreachable(DeadLetterError):
 
 
 class DeliveryLimitExceeded(Exception):
-    """This message was delivered more often than TASK_DELIVERY_LIMIT without its task finishing."""
+    """This message was delivered more often than its queue's delivery_limit without its task
+    finishing."""
 
     def __init__(self, deliveries: int, limit: int) -> None:
         super().__init__(deliveries, limit)
@@ -42,7 +43,7 @@ class DeliveryLimitExceeded(Exception):
     def __str__(self) -> str:
         return (
             f"{self.deliveries} deliveries ended without the task finishing "
-            f"(TASK_DELIVERY_LIMIT={self.limit})"
+            f"(the queue's delivery_limit={self.limit})"
         )
 
 

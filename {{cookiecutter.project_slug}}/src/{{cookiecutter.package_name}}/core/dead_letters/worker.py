@@ -16,7 +16,7 @@ from celery.worker.request import Request
 from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
-from .. import logs
+from .. import logs, metrics
 from ..locks import LockHeld
 from . import DeliveryLimitExceeded, describe, store
 
@@ -28,7 +28,7 @@ REASONS = {
     "retries_exhausted": "a transient error outlasted TASK_MAX_RETRIES retries",
     "time_limit": "the task reached its soft time limit",
     "rejected": "the task raised Reject(requeue=False)",
-    "delivery_limit": "TASK_DELIVERY_LIMIT deliveries ended without the task finishing",
+    "delivery_limit": "the queue's delivery_limit deliveries ended without the task finishing",
     "undecodable": "the body cannot be decoded, or its content type is not accepted",
     "unknown_task": "no task of this name is registered in the worker",
     "not_a_task": "the message has no Celery task headers",
@@ -60,7 +60,14 @@ def dead_letter(message: Message, reason: str, error: BaseException | None) -> b
     except store.RECORD_ERRORS as failure:
         log.error("task.not_dead_lettered", **fields, error=type(failure).__name__)
         return False
-    log.error("task.dead_lettered", **fields, error=describe(error))
+    log.error(
+        "task.dead_lettered",
+        **fields,
+        error=describe(error),
+        **metrics.emf(
+            metrics.Metric("DeadLetters", 1, "Count"), queue=metrics.queue_of(message.delivery_info)
+        ),
+    )
     return True
 
 
