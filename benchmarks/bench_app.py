@@ -1,4 +1,5 @@
-"""The app the benchmarks run (deployment chaos, fault scenarios), in one of three configurations.
+"""The app the benchmarks run (deployment chaos, fault scenarios, queue drain), in one of five
+configurations.
 
 Copied into a baked project and started as ``celery -A bench_app worker`` (the service: its own
 command with ``--include bench_app``). ``BENCH_VARIANT`` picks the configuration:
@@ -6,6 +7,9 @@ command with ``--include bench_app``). ``BENCH_VARIANT`` picks the configuration
 - ``defaults``: Celery's defaults (early ack, prefetch 4, plain warm shutdown, no retries);
 - ``defaults-quorum``: the same on a quorum queue (``task_default_queue_type``), as Celery's
   docs set one up;
+- ``short-settings``: Celery with the Celery settings of the service's short-task queue in
+  ``queue_drain.py`` (acks_late, reject_on_worker_lost, prefetch 8, soft and hard time limits 4
+  and 5 s; on RabbitMQ a quorum queue) and none of the service's code: what Celery itself costs;
 - ``article``: the settings of the article the template started from (acks_late,
   reject_on_worker_lost, prefetch 1, confirm_publish, visibility timeout 900 s, plain SIGTERM)
   and its base task (every exception retried 5 times, backoff up to 600 s, full jitter);
@@ -40,8 +44,18 @@ else:
     app.conf.task_default_queue = QUEUE
     app.conf.task_serializer = "json"
     app.conf.accept_content = ["json"]
-    if VARIANT == "defaults-quorum":
+    if VARIANT == "defaults-quorum" or (
+        VARIANT == "short-settings" and BROKER_URL.startswith("amqp")
+    ):
         app.conf.task_default_queue_type = "quorum"
+    if VARIANT == "short-settings":
+        app.conf.update(
+            task_acks_late=True,
+            task_reject_on_worker_lost=True,
+            worker_prefetch_multiplier=8,
+            task_soft_time_limit=4,
+            task_time_limit=5,
+        )
     if VARIANT == "article":
         app.conf.update(
             task_acks_late=True,

@@ -5,7 +5,8 @@ processes for: Celery's defaults (on RabbitMQ on a classic and on a quorum queue
 the rendered service's queue as rendered (one message per process), and a queue of short tasks
 (hard limit 5 s) with the prefetch its rules allow at the default 120 s stop timeout
 (``prefetch_multiplier x time_limit`` within the 105 s window: up to 21), its tasks with and
-without completion markers (each marker is a Redis read before the task and a write after it).
+without completion markers (each marker is a Redis read before the task and a write after it),
+and, to tell Celery's cost from the service's, Celery alone with that queue's Celery settings.
 Alternating rounds, best of each, all in one run; the last column is the ratio to Celery's
 defaults (on a quorum queue on RabbitMQ).
 
@@ -45,11 +46,13 @@ CONFIGURATIONS = {
     "rabbitmq": [
         ("Celery defaults, classic queue", "defaults", {}),
         ("Celery defaults, quorum queue", "defaults-quorum", {}),
+        ("  Celery + short-task queue's settings", "short-settings", {}),
         ("service queue as rendered, prefetch 1", "service", {}),
         *SHORT_QUEUES,
     ],
     "redis": [
         ("Celery defaults", "defaults", {}),
+        ("  Celery + short-task queue's settings", "short-settings", {}),
         ("service queue as rendered, prefetch 1", "service", {}),
         *SHORT_QUEUES,
     ],
@@ -66,13 +69,13 @@ def report(results: dict) -> None:
         f"\nDrain of {TASKS} no-op tasks, 1 worker x 2 processes, best of {ROUNDS} "
         "alternating rounds in one run:\n"
     )
-    header = f"{'broker':9} {'queue settings':42} {'tasks/s':>8} {'vs defaults':>12}"
+    header = f"{'broker':9} {'queue settings':46} {'tasks/s':>8} {'vs defaults':>12}"
     print(header)
     print("-" * len(header))
     for broker, rates in results.items():
         base = rates[BASELINE[broker]]
         for label, rate in rates.items():
-            print(f"{broker:9} {label:42} {rate:>8.0f} {rate / base:>11.2f}x")
+            print(f"{broker:9} {label:46} {rate:>8.0f} {rate / base:>11.2f}x")
 
 
 # --- inner: runs inside the baked project's environment ------------------------------------------
@@ -95,7 +98,7 @@ def inner(broker: str) -> None:
             env = base_env(broker, queue, package, variant, {**worker, "WORKER_CONCURRENCY": "2"})
             producer = Celery("producer", broker=BROKER_URLS[broker])
             producer.conf.task_default_queue = queue
-            if variant == "defaults-quorum":
+            if variant == "defaults-quorum" or (variant, broker) == ("short-settings", "rabbitmq"):
                 producer.conf.task_default_queue_type = "quorum"
             if variant == "service":
                 config = import_module(f"{package}.core.config").from_env(env)

@@ -39,7 +39,12 @@ def configure(loglevel: Any = None, **_: Any) -> None:
     root.handlers = [handler]
     root.setLevel(loglevel or os.environ.get("LOG_LEVEL", "INFO"))
     structlog.configure(
-        processors=[*SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # An event below the level is dropped first, before any processor runs.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *SHARED,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -1,0 +1,47 @@
+"""Logs: one JSON object per line, and an event below the level costs no processing."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from {{ cookiecutter.package_name }}.core import logs
+
+
+@pytest.fixture
+def output() -> Iterator[tuple[io.StringIO, list[str]]]:
+    """At level WARNING: what the handler writes, and the events that reached the processors
+    after the level filter."""
+    logs.configure("WARNING")
+    written = io.StringIO()
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(written)
+    processed: list[str] = []
+
+    def spy(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        processed.append(event["event"])
+        return event
+
+    processors = structlog.get_config()["processors"]
+    structlog.configure(processors=[processors[0], spy, *processors[1:]])
+    yield written, processed
+    logs.configure()
+
+
+def test_an_event_below_the_level_runs_no_processor(
+    output: tuple[io.StringIO, list[str]],
+) -> None:
+    written, processed = output
+    log = logs.get("test_logs")
+    log.info("below.level", field=1)
+    log.warning("at.level", field=2)
+    assert processed == ["at.level"]
+    lines = [json.loads(line) for line in written.getvalue().splitlines()]
+    assert [(line["event"], line["field"], line["level"]) for line in lines] == [
+        ("at.level", 2, "warning")
+    ]
