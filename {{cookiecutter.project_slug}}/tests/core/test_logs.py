@@ -15,10 +15,12 @@ from {{ cookiecutter.package_name }}.core import logs
 @pytest.fixture
 def output() -> Iterator[tuple[io.StringIO, list[str]]]:
     """At level WARNING: what the handler writes, and the events that reached the processors
-    after the level filter."""
+    after the level filter. Logging is left as it was found."""
+    root = logging.getLogger()
+    found = (structlog.get_config(), root.handlers[:], root.level)
     logs.configure("WARNING")
     written = io.StringIO()
-    handler = logging.getLogger().handlers[0]
+    handler = root.handlers[0]
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(written)
     processed: list[str] = []
@@ -30,7 +32,9 @@ def output() -> Iterator[tuple[io.StringIO, list[str]]]:
     processors = structlog.get_config()["processors"]
     structlog.configure(processors=[processors[0], spy, *processors[1:]])
     yield written, processed
-    logs.configure()
+    config, root.handlers, level = found
+    structlog.configure(**config)
+    root.setLevel(level)
 
 
 def test_an_event_below_the_level_runs_no_processor(
