@@ -1,4 +1,5 @@
-"""Logs: one JSON object per line, and an event below the level costs no processing."""
+"""Logs: one JSON object per line, an event below the level costs no processing, and Celery's
+success line, which repeats ``task.succeeded``, is dropped."""
 
 import io
 import json
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 import structlog
+from celery.app.trace import LOG_SUCCESS
 
 from {{ cookiecutter.package_name }}.core import logs
 
@@ -49,3 +51,16 @@ def test_an_event_below_the_level_runs_no_processor(
     assert [(line["event"], line["field"], line["level"]) for line in lines] == [
         ("at.level", 2, "warning")
     ]
+
+
+def test_celerys_success_line_is_dropped_and_its_other_lines_kept(
+    output: tuple[io.StringIO, list[str]],
+) -> None:
+    written, _ = output
+    logging.getLogger().setLevel(logging.INFO)
+    trace = logging.getLogger("celery.app.trace")
+    fields = {"id": "1", "name": "t", "return_value": "None", "runtime": 0.1}
+    trace.info(LOG_SUCCESS, {**fields, "args": "()", "kwargs": "{}"})
+    trace.info("Task %(name)s[%(id)s] retry: %(exc)s", {**fields, "exc": "Retry in 1s"})
+    events = [json.loads(line)["event"] for line in written.getvalue().splitlines()]
+    assert events == ["Task t[1] retry: Retry in 1s"]

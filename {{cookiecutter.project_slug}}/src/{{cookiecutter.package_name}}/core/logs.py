@@ -3,7 +3,8 @@
 One way to write an event: ``log = logs.get(__name__)`` then ``log.info("lock.lost", key=key)``.
 Celery's and the libraries' own records come out as the same JSON, and every line written while
 a task runs carries the task's fields (``bind_task``), so CloudWatch Logs Insights can filter on
-``task_id`` directly.
+``task_id`` directly. Celery's own success line is dropped: ``task.succeeded`` says it, with the
+run's duration as a metric.
 """
 
 import logging
@@ -11,6 +12,7 @@ import os
 from typing import Any
 
 import structlog
+from celery.app.trace import LOG_SUCCESS
 from structlog.typing import Processor
 
 #: Added to every line, ours and the libraries': time, level, logger, process, the task's fields.
@@ -21,6 +23,11 @@ SHARED: list[Processor] = [
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.processors.CallsiteParameterAdder({structlog.processors.CallsiteParameter.PROCESS}),
 ]
+
+
+def not_celerys_success_line(record: logging.LogRecord) -> bool:
+    """Filter of ``celery.app.trace``: its "Task ... succeeded" line repeats ``task.succeeded``."""
+    return bool(record.msg != LOG_SUCCESS)
 
 
 def configure(loglevel: Any = None, **_: Any) -> None:
@@ -38,6 +45,7 @@ def configure(loglevel: Any = None, **_: Any) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(loglevel or os.environ.get("LOG_LEVEL", "INFO"))
+    logging.getLogger("celery.app.trace").addFilter(not_celerys_success_line)
     structlog.configure(
         # An event below the level is dropped first, before any processor runs.
         processors=[
