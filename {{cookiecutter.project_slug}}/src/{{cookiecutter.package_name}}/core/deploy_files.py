@@ -310,7 +310,10 @@ def expected(project: Path, queues: Sequence[Queue]) -> dict[Path, str]:
 
 def stale(project: Path, queues: Sequence[Queue]) -> list[Path]:
     """The generated files that are missing, differ, or belong to a queue no longer defined."""
-    files = expected(project, queues)
+    return _stale(project, expected(project, queues))
+
+
+def _stale(project: Path, files: dict[Path, str]) -> list[Path]:
     found = [path for path, text in files.items() if not _reads(project / path, text)]
     return found + [
         path.relative_to(project)
@@ -321,8 +324,8 @@ def stale(project: Path, queues: Sequence[Queue]) -> list[Path]:
 
 def write(project: Path, queues: Sequence[Queue]) -> list[Path]:
     """Write every stale file, delete those of removed queues; return what changed."""
-    changed = stale(project, queues)
     files = expected(project, queues)
+    changed = _stale(project, files)
     for path in changed:
         target = project / path
         if path in files:
