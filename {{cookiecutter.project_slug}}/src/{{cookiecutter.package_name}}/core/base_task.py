@@ -122,7 +122,7 @@ class BaseTask(Task):
                 "TaskDuration", time.monotonic() - started, "Seconds", metrics.BY_QUEUE_AND_TASK
             ),
             *(metrics.Metric(name, 1, "Count") for name in counted),
-            queue=metrics.queue_of(self.request.delivery_info),
+            queue=config.queue_of(self.request.delivery_info),
             task=self.name,
         )
 

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, SkipValidation, ValidationError
@@ -246,6 +246,13 @@ def from_env(
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def queue_of(delivery_info: Mapping[str, Any] | None) -> str:
+    """The broker queue a message came from: its routing key (each queue's own broker name),
+    else this process's queue."""
+    routing_key = (delivery_info or {}).get("routing_key")
+    return str(routing_key) if routing_key else current().broker_queue()
 
 
 def undefined_queue_rule(definitions: Sequence[Queue]) -> str:

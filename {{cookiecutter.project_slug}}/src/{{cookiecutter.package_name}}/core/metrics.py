@@ -9,7 +9,7 @@ Queries and alarms: docs/metrics.md.
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,13 +59,6 @@ def emf(*measured: Metric, **dimensions: str) -> dict[str, Any]:
         **dimensions,
         **{metric.name: metric.value for metric in measured},
     }
-
-
-def queue_of(delivery_info: Mapping[str, Any] | None) -> str:
-    """The queue a message came from: its routing key (each queue's own broker name), else the
-    worker's queue."""
-    routing_key = (delivery_info or {}).get("routing_key")
-    return str(routing_key) if routing_key else config.current().broker_queue()
 
 
 def publish_queue_depth(

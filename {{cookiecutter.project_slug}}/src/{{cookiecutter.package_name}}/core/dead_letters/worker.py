@@ -16,7 +16,7 @@ from celery.worker.request import Request
 from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
-from .. import logs, metrics
+from .. import config, logs, metrics
 from ..locks import LockHeld
 from . import DeliveryLimitExceeded, describe, store
 
@@ -65,7 +65,7 @@ def dead_letter(message: Message, reason: str, error: BaseException | None) -> b
         **fields,
         error=describe(error),
         **metrics.emf(
-            metrics.Metric("DeadLetters", 1, "Count"), queue=metrics.queue_of(message.delivery_info)
+            metrics.Metric("DeadLetters", 1, "Count"), queue=config.queue_of(message.delivery_info)
         ),
     )
     return True
