@@ -1,5 +1,6 @@
 """Bake the template and install the project from its lock: what every benchmark starts with."""
 
+import argparse
 import json
 import os
 import shutil
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -79,3 +81,18 @@ def each_broker(script: str, brokers: list[str], *arguments: str) -> dict[str, d
         return results
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def command_line(
+    doc: str, inner: Callable[[str], None], outer: Callable[[list[str]], None]
+) -> None:
+    """The command line of a benchmark that takes only ``--brokers``: its outer part, which bakes
+    and runs ``--inner BROKER`` in each baked project."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--inner", choices=["rabbitmq", "redis"])
+    parser.add_argument("--brokers", nargs="+", default=["rabbitmq", "redis"])
+    arguments = parser.parse_args()
+    if arguments.inner:
+        inner(arguments.inner)
+    else:
+        outer(arguments.brokers)

@@ -13,12 +13,11 @@ defaults (on a quorum queue on RabbitMQ).
     .venv/bin/python benchmarks/queue_drain.py [--brokers rabbitmq redis]
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from baking import each_broker, run_queue
+from baking import command_line, each_broker, run_queue
 from deployment_chaos import BROKER_URLS, REDIS_URL, base_env, cleanup, throughput
 
 ROUNDS = 3
@@ -112,11 +111,4 @@ def inner(broker: str) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--inner", choices=["rabbitmq", "redis"])
-    parser.add_argument("--brokers", nargs="+", default=["rabbitmq", "redis"])
-    arguments = parser.parse_args()
-    if arguments.inner:
-        inner(arguments.inner)
-    else:
-        outer(arguments.brokers)
+    command_line(__doc__, inner, outer)

@@ -9,7 +9,6 @@ what the running task still needed, and whether that task completed exactly once
     .venv/bin/python benchmarks/stop_time.py [--brokers rabbitmq redis]
 """
 
-import argparse
 import contextlib
 import json
 import os
@@ -20,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from baking import each_broker, run_queue
+from baking import command_line, each_broker, run_queue
 from deployment_chaos import BROKER_URLS, REDIS_URL, base_env, cleanup, runs_of, start_worker
 from deployment_chaos import wait_ready as wait_until_ready
 
@@ -146,11 +145,4 @@ def idle_stop(producer, env: dict) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--inner", choices=["rabbitmq", "redis"])
-    parser.add_argument("--brokers", nargs="+", default=["rabbitmq", "redis"])
-    arguments = parser.parse_args()
-    if arguments.inner:
-        inner(arguments.inner)
-    else:
-        outer(arguments.brokers)
+    command_line(__doc__, inner, outer)
