@@ -56,10 +56,14 @@ def worker_container(path: Path | None = None, name: str = "worker") -> dict[str
     return next(container for container in containers if container["name"] == name)
 
 
+def with_app(command: list[str], app: str) -> list[str]:
+    """``command`` running ``app`` instead of the service's app."""
+    return [f"--app={app}" if part.startswith("--app=") else part for part in command]
+
+
 def deployed_beat_command() -> list[str]:
     """The beat's command as its task definition runs it, with the test's app."""
-    command = worker_container(BEAT_TASK_DEFINITION, "beat")["command"]
-    return [f"--app={BEAT_APP}" if part.startswith("--app=") else part for part in command]
+    return with_app(worker_container(BEAT_TASK_DEFINITION, "beat")["command"], BEAT_APP)
 
 
 def deployed_command(queue: str | None = None) -> list[str]:
@@ -70,8 +74,7 @@ def deployed_command(queue: str | None = None) -> list[str]:
 def queue_command(queue: Queue, app: str) -> list[str]:
     """A worker of ``queue`` as its generated task definition would run it, with the test's app."""
     base = json.loads((PROJECT / deploy_files.BASE / "worker-task-definition.json").read_text())
-    command = deploy_files.worker_command(base, queue)
-    return [f"--app={app}" if part.startswith("--app=") else part for part in command]
+    return with_app(deploy_files.worker_command(base, queue), app)
 
 
 def deployed_environment(container: dict[str, Any] | None = None) -> dict[str, str]:
@@ -172,15 +175,8 @@ class Fleet:
         """Start a worker of ``queue`` (the default queue) with its deployed command and
         environment, plus ``env`` overrides."""
         hostname = f"w{len(self.workers)}-{uuid.uuid4().hex[:8]}@test"
-        command = [
-            *deployed_command(queue),
-            "--hostname",
-            hostname,
-            "--include",
-            PROBE_TASKS,
-            *args,
-        ]
         container = worker_container(task_definition(queue))
+        command = [*container["command"], "--hostname", hostname, "--include", PROBE_TASKS, *args]
         return self.launch(hostname, command, env, deployed_environment(container))
 
     def start_queue(self, queue: Queue, app: str, env: Mapping[str, str] | None = None) -> Worker:
